@@ -1,0 +1,118 @@
+"""python -m training {train,export,evaluate}: retrain, package and measure the emotion classifier."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model" / "emotion" / "1"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    train = verbs.add_parser("train", help="train (resumable) and export a SavedModel")
+    train.add_argument("--data", required=True, help="image folders, .zip, fer2013.csv or FER+ folder")
+    train.add_argument("--val-data", help="validation set (default: the data's val split, else a held-out fraction)")
+    train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--work-dir", help="checkpoints, logs and curves (default ~/.cache/emotion-training/default)")
+    train.add_argument("--image-size", type=int, default=48, help="input crops are SIZE x SIZE grayscale")
+    train.add_argument("--network-size", type=int, help="upsample crops to this size inside the model")
+    train.add_argument("--weights", choices=["imagenet"], help="start from ImageNet weights (downloads once)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--weight-decay", type=float, default=0.05)
+    train.add_argument("--warmup-epochs", type=int, default=2)
+    train.add_argument("--label-smoothing", type=float, default=0.1)
+    train.add_argument("--dropout", type=float, default=0.2)
+    train.add_argument("--class-weight", choices=["none", "balanced", "sqrt"], default="none")
+    train.add_argument("--patience", type=int, default=15, help="early stopping on val accuracy")
+    train.add_argument("--seed", type=int, default=1337)
+    train.add_argument("--precision", choices=["auto", "float32", "mixed"], default="auto")
+    train.add_argument("--time-budget", type=float, dest="time_budget_min", help="minutes; fits the epochs to it")
+    train.add_argument("--ferplus-mode", choices=["majority", "distribution"], default="majority")
+    train.add_argument("--no-export", action="store_true", help="stop after training (export later)")
+    _export_args(train)
+
+    export = verbs.add_parser("export", help="export a training run as SavedModel (+ TFLite) with its model card")
+    export.add_argument("--work-dir", required=True, help="the training run to export")
+    _export_args(export)
+
+    evaluate = verbs.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a model")
+    evaluate.add_argument("--data", required=True, help="image folders, .zip, fer2013.csv or FER+ folder")
+    evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model version folder")
+    evaluate.add_argument("--split", choices=["train", "val", "test"], help="only this split of the data")
+    evaluate.add_argument("--runtime", choices=["savedmodel", "tflite"], default="savedmodel")
+    evaluate.add_argument("--report-dir", type=Path, help="write report.json and confusion_matrix.png here")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser
+
+
+def _export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", type=Path, default=Path("model"), help="root of name/version folders")
+    parser.add_argument("--name", default="emotion")
+    parser.add_argument("--version", type=int, help="default: one more than the newest present")
+    parser.add_argument("--no-tflite", dest="tflite", action="store_false", help="skip the int8 TFLite variant")
+    parser.add_argument("--flip-average", action="store_true", help="average with the mirrored crop (2x compute)")
+    parser.add_argument("--export-val-data", help="measure the exported runtimes on this set (default: the run's)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from training.data import DataError
+
+    try:
+        if args.verb == "train":
+            return _train(args)
+        if args.verb == "export":
+            return _export(args)
+        return _evaluate(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    record = train(cfg)
+    print(f"validation accuracy {record['validation']['accuracy']:.4f} -> {cfg.run_dir}", file=sys.stderr)
+    if not args.no_export:
+        args.work_dir = str(cfg.run_dir)
+        return _export(args)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from training.export import export
+
+    out = export(
+        Path(args.work_dir), args.model_dir, args.name, args.version,
+        tflite=args.tflite, flip_average=args.flip_average, val_data=args.export_val_data,
+    )
+    print(f"exported {out}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate
+
+    report = evaluate(args.data, args.model, split=args.split, runtime=args.runtime, report_dir=args.report_dir)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"accuracy {report['accuracy']:.4f} on {report['n']} images ({args.data})")
+        for name in report["class_names"]:
+            print(f"  {name:9s} precision {report['precision'][name]:.3f}  recall {report['recall'][name]:.3f}"
+                  f"  f1 {report['f1'][name]:.3f}  support {report['support'][name]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

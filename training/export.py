@@ -1,0 +1,123 @@
+"""Package a training run for serving: SavedModel in TF Serving's layout, an int8 TFLite twin, and the model card.
+
+    model/<name>/<version>/saved_model.pb, variables/   serving_default: uint8 image -> probabilities
+    model/<name>/<version>/model.tflite                 dynamic-range int8, same signature (CPU fast path)
+    model/<name>/<version>/model_card.json              the contract with the server and other clients
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from training import data as datasets
+from training.labels import EMOTIONS
+
+CROP_PREPROCESSING = (
+    "face box widened by the detector margin, converted to grayscale, resized to SIZE x SIZE with area "
+    "interpolation; uint8 pixels 0..255, no normalisation (the model normalises)"
+)
+
+
+def next_version(root: Path) -> int:
+    versions = [int(p.name) for p in root.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export(
+    run_dir: Path,
+    model_root: Path,
+    name: str,
+    version: int | None = None,
+    *,
+    tflite: bool = True,
+    flip_average: bool = False,
+    val_data: str | None = None,
+) -> Path:
+    """Export ``run_dir``'s classifier weights; returns the version folder."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"export needs the TensorFlow backend, this Keras runs {keras.backend.backend()}")
+    import tensorflow as tf
+
+    from training.evaluate import evaluate_arrays
+    from training.model import build_model
+
+    record = json.loads((run_dir / "run.json").read_text())
+    cfg = record["config"]
+    size = cfg["image_size"]
+    keras.mixed_precision.set_dtype_policy("float32")
+    classifier = build_model((size, size, 1), len(EMOTIONS), network_size=cfg["network_size"], dropout=cfg["dropout"])
+    classifier.load_weights(str(run_dir / "classifier.weights.h5"))
+
+    out = model_root / name / str(version or next_version(model_root / name))
+    archive = keras.export.ExportArchive()
+    archive.track(classifier)
+
+    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = tf.cast(image, tf.float32)
+        probabilities = classifier(x, training=False)
+        if flip_average:
+            probabilities = (probabilities + classifier(tf.reverse(x, axis=[2]), training=False)) / 2
+        return {"probabilities": probabilities}
+
+    spec = tf.TensorSpec((None, size, size, 1), tf.uint8, name="image")
+    archive.add_endpoint("serving_default", serve, input_signature=[spec])
+    archive.write_out(str(out), verbose=False)
+    if tflite:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(out), signature_keys=["serving_default"])
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        (out / "model.tflite").write_bytes(converter.convert())
+
+    card = _card(name, out, record, size, flip_average, tflite)
+    val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
+    if Path(val_path).exists():
+        val = datasets.load(val_path, "val" if "val" in datasets.splits(val_path) else None, size)
+        card["validation"] = {
+            runtime: evaluate_arrays(out, runtime, val.images, val.classes, EMOTIONS)
+            for runtime in (["savedmodel", "tflite"] if tflite else ["savedmodel"])
+        }
+        card["validation"]["data"] = {"source": val.source, "sha256": val.fingerprint()}
+    else:
+        card["validation"] = {"note": f"validation set {val_path} not found at export; training-time metrics only",
+                              "training_run": record["validation"]}
+    (out / "model_card.json").write_text(json.dumps(card, indent=2))
+    return out
+
+
+def _card(name: str, out: Path, record: dict[str, Any], size: int, flip: bool, tflite: bool) -> dict[str, Any]:
+    import tensorflow as tf
+
+    cfg = record["config"]
+    epochs = _epochs_logged(Path(cfg["work_dir"] or "") / "log.csv") or record.get("epochs_this_session")
+    return {
+        "name": name,
+        "version": out.name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "class_names": list(EMOTIONS),
+        "input": {"name": "image", "dtype": "uint8", "shape": [None, size, size, 1], "color": "grayscale",
+                  "range": [0, 255], "preprocessing": CROP_PREPROCESSING.replace("SIZE", str(size))},
+        "output": {"name": "probabilities", "shape": [None, len(EMOTIONS)], "meaning": "softmax over class_names"},
+        "architecture": {"network": "keras.applications.ResNet50", "network_size": cfg["network_size"] or size,
+                         "initial_weights": cfg["weights"] or "random", "flip_averaged": flip},
+        "runtimes": {"savedmodel": ".", **({"tflite": "model.tflite"} if tflite else {})},
+        "hyperparameters": {k: v for k, v in cfg.items() if k not in ("data", "val_data", "work_dir")},
+        "epochs": epochs,
+        "data": record["data"],
+        "training": {k: record.get(k) for k in ("backend", "on_gpu", "dtype_policy", "images_per_second")},
+        "training_validation": {"accuracy": record["validation"]["accuracy"],
+                                "flip_averaged_accuracy": record.get("validation_flip_averaged", {}).get("accuracy")},
+        "libraries": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+                      "python": platform.python_version()},
+    }
+
+
+def _epochs_logged(log_csv: Path) -> int | None:
+    if not log_csv.is_file():
+        return None
+    return sum(1 for line in log_csv.read_text().splitlines()[1:] if line.strip())

@@ -1,0 +1,71 @@
+"""Move a dataset and trained weights to and from a lent GPU machine, within its transfer limits.
+
+    python -m training.gpu.pack dataset SRC_DIR OUT.npz       # files of a folder tree in one archive
+    python -m training.gpu.pack unpack-dataset PACK.npz DEST   # ... and back into a folder tree
+    python -m training.gpu.pack weights RUN_DIR OUT_DIR        # classifier.weights.h5 -> float16 parts
+    python -m training.gpu.pack unweights PARTS_DIR RUN_DIR    # float16 parts -> classifier.weights.h5
+
+Weights travel as float16 (half the bytes, in parts of at most 15 MiB); ``evaluate`` measures what that costs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+PART_BYTES = 15 * 2**20
+
+
+def pack_dataset(src: Path, out: Path) -> None:
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    blobs = [p.read_bytes() for p in files]
+    np.savez(
+        out,
+        paths=np.array([p.relative_to(src).as_posix() for p in files]),
+        offsets=np.cumsum([0] + [len(b) for b in blobs]),
+        blob=np.frombuffer(b"".join(blobs), dtype=np.uint8),
+    )
+
+
+def unpack_dataset(pack: Path, dest: Path) -> None:
+    with np.load(pack) as f:
+        blob, offsets = f["blob"], f["offsets"]
+        for i, rel in enumerate(f["paths"]):
+            target = dest / str(rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob[offsets[i] : offsets[i + 1]].tobytes())
+
+
+def pack_weights(run_dir: Path, out_dir: Path) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    with h5py.File(run_dir / "classifier.weights.h5", "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    part: dict[str, np.ndarray] = {}
+    size, index = 0, 0
+    for name, value in arrays.items():
+        value = value.astype(np.float16) if value.dtype == np.float32 else value
+        if part and size + value.nbytes > PART_BYTES:
+            np.savez(out_dir / f"weights_part{index}.npz", **part)
+            part, size, index = {}, 0, index + 1
+        part[name.replace("/", "|")] = value
+        size += value.nbytes
+    np.savez(out_dir / f"weights_part{index}.npz", **part)
+
+
+def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with h5py.File(run_dir / "classifier.weights.h5", "w") as out:
+        for part in sorted(parts_dir.glob("weights_part*.npz")):
+            with np.load(part) as f:
+                for key in f.files:
+                    value = f[key]
+                    out.create_dataset(key.replace("|", "/"), data=value.astype(np.float32) if value.dtype == np.float16 else value)
+
+
+if __name__ == "__main__":
+    verb, a, b = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    {"dataset": pack_dataset, "unpack-dataset": unpack_dataset, "weights": pack_weights, "unweights": unpack_weights}[verb](a, b)

@@ -1,0 +1,223 @@
+"""Train the ResNet50 on labelled face crops: data -> model -> fit (resumable) -> best weights + run record."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from training import data as datasets
+from training.labels import EMOTIONS
+from training.metrics import classification_report
+from training.model import build_model, build_training_model
+
+DEFAULT_WORK_ROOT = Path(os.environ.get("EMOTION_TRAINING_CACHE", Path.home() / ".cache" / "emotion-training"))
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    val_data: str | None = None
+    val_fraction: float = 0.1
+    work_dir: str | None = None
+    image_size: int = 48
+    network_size: int | None = None
+    weights: str | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    class_weight: str = "none"  # none | balanced | sqrt
+    patience: int = 15
+    seed: int = 1337
+    precision: str = "auto"  # auto | float32 | mixed
+    time_budget_min: float | None = None
+    ferplus_mode: str = "majority"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.work_dir) if self.work_dir else DEFAULT_WORK_ROOT / "default"
+
+
+def load_data(cfg: TrainConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """The training set and the validation set (a val split, --val-data, or a seeded held-out fraction)."""
+    available = datasets.splits(cfg.data)
+    train = datasets.load(cfg.data, "train" if "train" in available else None, cfg.image_size, cfg.ferplus_mode)
+    if cfg.val_data:
+        return train, datasets.load(cfg.val_data, None, cfg.image_size, cfg.ferplus_mode)
+    if "val" in available:
+        return train, datasets.load(cfg.data, "val", cfg.image_size, cfg.ferplus_mode)
+    order = np.random.default_rng(cfg.seed).permutation(len(train))
+    n_val = max(1, int(len(train) * cfg.val_fraction))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    held_out = datasets.Dataset(train.images[val_idx], train.labels[val_idx], f"{train.source} (held-out {n_val})")
+    train = datasets.Dataset(train.images[train_idx], train.labels[train_idx], train.source, train.skipped, train.resized)
+    return train, held_out
+
+
+def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
+    """Per-example weights that rebalance rare classes (FER2013's disgust: 436 of 28,709)."""
+    if mode == "none":
+        return None
+    counts = np.maximum(labels.sum(axis=0), 1.0)
+    per_class = len(labels) / (len(counts) * counts)
+    if mode == "sqrt":
+        per_class = np.sqrt(per_class)
+    elif mode != "balanced":
+        raise ValueError(f"class weighting must be none, balanced or sqrt, got {mode!r}")
+    weights = labels @ per_class
+    return (weights / weights.mean()).astype(np.float32)
+
+
+class EpochPlan(keras.callbacks.Callback):
+    """Cosine learning rate with linear warm-up, per epoch; optionally fits the number of epochs to a time budget.
+
+    With a budget the plan is re-sized after the first timed epoch (the very first one includes compilation),
+    so the cosine still ends at zero when time runs out.
+    """
+
+    def __init__(self, peak: float, epochs: int, warmup: int, budget_s: float | None) -> None:
+        super().__init__()
+        self.peak, self.epochs, self.warmup, self.budget_s = peak, epochs, warmup, budget_s
+        self.started = time.monotonic()
+        self.epoch_starts: dict[int, float] = {}
+
+    def rate(self, epoch: int) -> float:
+        if epoch < self.warmup:
+            return self.peak * (epoch + 1) / (self.warmup + 1)
+        progress = (epoch - self.warmup) / max(1, self.epochs - self.warmup)
+        return self.peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_starts[epoch] = time.monotonic()
+        self.model.optimizer.learning_rate.assign(self.rate(epoch))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = self.rate(epoch)
+        if self.budget_s is None:
+            return
+        now = time.monotonic()
+        elapsed, last = now - self.started, now - self.epoch_starts[epoch]
+        if len(self.epoch_starts) == 2:  # first epoch without compilation: size the plan
+            fit = epoch + 1 + int((self.budget_s - elapsed) // last)
+            self.epochs = max(epoch + 2, min(self.epochs, fit))
+            print(f"\ntime budget: {last:.1f}s per epoch, planning {self.epochs} epochs", flush=True)
+        if epoch + 1 >= self.epochs or elapsed + last > self.budget_s:
+            self.model.stop_training = True
+
+
+def _on_gpu() -> bool:
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
+
+
+def _strategy_scope() -> contextlib.AbstractContextManager[Any]:
+    """MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy with several GPUs (TensorFlow)."""
+    if keras.backend.backend() != "tensorflow":
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()
+
+
+def predict(classifier: keras.Model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
+    x = images[..., None].astype(np.float32)
+    probs = classifier.predict(x, batch_size=batch_size, verbose=0)
+    if tta_flip:
+        probs = (probs + classifier.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return np.asarray(probs)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Fit, resume-safe; writes best weights, log, curves and run.json into the run directory."""
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    on_gpu = _on_gpu()
+    if cfg.precision == "mixed" or (cfg.precision == "auto" and on_gpu):
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16")
+    train_set, val_set = load_data(cfg)
+    print(train_set.report(), val_set.report(), sep="\n", flush=True)
+
+    shape = (cfg.image_size, cfg.image_size, 1)
+    with _strategy_scope():
+        classifier = build_model(shape, len(EMOTIONS), network_size=cfg.network_size, weights=cfg.weights, dropout=cfg.dropout)
+        model = build_training_model(classifier, cfg.seed)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"],
+        )
+    best = run_dir / "best.weights.h5"
+    plan = EpochPlan(cfg.learning_rate, cfg.epochs, cfg.warmup_epochs, cfg.time_budget_min and cfg.time_budget_min * 60)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        plan,
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    started = time.monotonic()
+    history = model.fit(
+        train_set.images[..., None],
+        train_set.labels,
+        sample_weight=sample_weights(train_set.labels, cfg.class_weight),
+        validation_data=(val_set.images[..., None], val_set.labels),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        verbose=2 if os.environ.get("TRAINING_QUIET") else "auto",
+    )
+    seconds = time.monotonic() - started
+    epochs_run = len(history.epoch)
+    if best.exists():
+        model.load_weights(str(best))
+    classifier.save_weights(str(run_dir / "classifier.weights.h5"))
+    report = classification_report(val_set.classes, predict(classifier, val_set.images, False).argmax(1), EMOTIONS)
+    flip = classification_report(val_set.classes, predict(classifier, val_set.images, True).argmax(1), EMOTIONS)
+    record = {
+        "config": asdict(cfg),
+        "backend": keras.backend.backend(),
+        "on_gpu": on_gpu,
+        "dtype_policy": keras.mixed_precision.dtype_policy().name,
+        "data": {
+            "train": {"source": train_set.source, "counts": train_set.counts(), "sha256": train_set.fingerprint(),
+                      "skipped": len(train_set.skipped)},
+            "val": {"source": val_set.source, "counts": val_set.counts(), "sha256": val_set.fingerprint()},
+        },
+        "epochs_this_session": epochs_run,
+        "train_seconds_this_session": round(seconds, 1),
+        "images_per_second": round(epochs_run * len(train_set) / seconds, 1) if epochs_run else None,
+        "validation": report,
+        "validation_flip_averaged": {"accuracy": flip["accuracy"], "macro_f1": flip["macro_f1"]},
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2))
+    with contextlib.suppress(ImportError):
+        from training.plots import plot_learning_curves
+
+        plot_learning_curves(run_dir / "log.csv", run_dir / "learning_curves.png")
+    return record
