@@ -1,0 +1,38 @@
+"""Service settings, read from EMOTION_* environment variables (see the README's settings table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "model" / "emotion"
+
+
+def newest_version(root: Path) -> Path:
+    """The highest numbered version folder under ``root`` (TF Serving's layout), or ``root`` itself."""
+    versions = sorted((p for p in root.glob("*") if p.name.isdigit() and p.is_dir()), key=lambda p: int(p.name))
+    return versions[-1] if versions else root
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMOTION_", env_file=".env", extra="ignore")
+
+    model_dir: Path = Field(default_factory=lambda: newest_version(SHIPPED_MODELS))
+    runtime: Literal["auto", "savedmodel", "tflite"] = "auto"
+    max_upload_bytes: int = Field(10 * 2**20, gt=0)
+    max_pixels: int = Field(40_000_000, gt=0)
+    max_faces: int = Field(50, gt=0)
+    max_batch_files: int = Field(16, gt=0)
+    detection_threshold: float = Field(0.5, ge=0, le=1)
+    min_face_size: int = Field(24, ge=1)
+    face_margin: float = Field(0.15, ge=0, le=1)
+    batch_max_size: int = Field(32, gt=0)
+    batch_max_wait_ms: float = Field(2.0, ge=0)
+    queue_size: int = Field(256, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+    log_level: str = "info"
+    cors_origins: list[str] = []
+    api_key: SecretStr | None = None

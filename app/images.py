@@ -1,0 +1,77 @@
+"""Uploaded bytes -> upright RGB pixels, with every way a file can be bad turned into a domain error."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.errors import InvalidImage, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp",
+           "TIFF": "image/tiff", "GIF": "image/gif", "MPO": "image/jpeg"}
+SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"BM", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a")
+
+
+def decode_base64(text: str, max_bytes: int) -> bytes:
+    """Bytes from plain base64 or a ``data:image/...;base64,`` URI."""
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if ";base64" not in header:
+            raise InvalidInput("data URI must be base64-encoded (data:image/png;base64,...)")
+    if len(text) * 3 // 4 > max_bytes:
+        raise PayloadTooLarge(f"image is larger than the {max_bytes} byte limit")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("'image' is not valid base64") from None
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3), EXIF orientation applied, first frame of animations."""
+    if not data:
+        raise InvalidImage("the file is empty")
+    if not data.startswith(SIGNATURES) or (data.startswith(b"RIFF") and data[8:12] != b"WEBP"):
+        raise UnsupportedMediaType(f"not a supported image; send one of {', '.join(sorted(set(FORMATS.values())))}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PayloadTooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+            image.seek(0)
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return _to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge(f"image declares more pixels than the {max_pixels} pixel limit") from None
+    except UnidentifiedImageError:
+        raise UnsupportedMediaType("the file is not an image format this service reads") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise InvalidImage(f"the image could not be decoded ({_reason(exc)})") from None
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit and 32-bit grayscale: scale to 8 bits
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        gray = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if rgb.ndim != 3 or min(rgb.shape[:2]) < 1:
+        raise InvalidImage("the image has no pixels")
+    return rgb
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).split("\n")[0][:120]
+    return text if "/" not in text else type(exc).__name__  # never echo a server path

@@ -1,0 +1,60 @@
+"""Photo -> faces with emotions: detection, cropping exactly as in training, one batched classifier call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from app.detector import Face, FaceDetector
+
+
+@dataclass(frozen=True)
+class FaceEmotions:
+    face: Face
+    emotions: dict[str, float]
+
+    @property
+    def dominant(self) -> str:
+        return max(self.emotions, key=self.emotions.__getitem__)
+
+
+def crop_face(rgb: np.ndarray, face: Face, size: int, margin: float) -> np.ndarray:
+    """The face box widened by ``margin`` on each side, as a size x size grayscale crop (FER2013's framing)."""
+    side = max(face.width, face.height) * (1 + 2 * margin)
+    cx, cy = face.x + face.width / 2, face.y + face.height / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    x1, y1 = x0 + int(round(side)), y0 + int(round(side))
+    h, w = rgb.shape[:2]
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    if pad:
+        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    gray = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+
+
+class EmotionPredictor:
+    """Plain Python: knows nothing of HTTP. ``classify`` may be the model itself or a dynamic batcher."""
+
+    def __init__(self, detector: FaceDetector, classify: Callable[[np.ndarray], np.ndarray],
+                 class_names: list[str], input_size: int, margin: float) -> None:
+        self.detector = detector
+        self.classify = classify
+        self.class_names = class_names
+        self.input_size = input_size
+        self.margin = margin
+
+    def predict(self, rgb: np.ndarray, threshold: float, min_size: int, max_faces: int) -> list[FaceEmotions]:
+        faces = self.detector.detect(rgb, threshold=threshold, min_size=min_size)[:max_faces]
+        if not faces:
+            return []
+        crops = np.stack([crop_face(rgb, f, self.input_size, self.margin) for f in faces])
+        probabilities = self.classify(crops)
+        results = []
+        for face, probs in zip(faces, probabilities, strict=True):
+            total = float(probs.sum()) or 1.0
+            results.append(FaceEmotions(face, {n: round(float(p) / total, 4) for n, p in zip(self.class_names, probs, strict=True)}))
+        return results

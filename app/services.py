@@ -1,0 +1,65 @@
+"""The long-lived objects of one running service, created in the lifespan and reached through deps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from app.batching import Admission, DynamicBatcher
+from app.classifier import EmotionClassifier
+from app.config import Settings
+from app.detector import FaceDetector
+from app.errors import ModelNotReady
+from app.metrics import ServiceMetrics
+from app.predictor import EmotionPredictor
+
+log = logging.getLogger("app")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    classifier: EmotionClassifier | None = None
+    predictor: EmotionPredictor | None = None
+    batcher: DynamicBatcher | None = None
+    admission: Admission | None = None
+    load_error: str | None = None
+
+    def start_loading(self) -> threading.Thread:
+        """Load and warm the model in the background; /readyz answers 503 until it is done."""
+        thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self) -> None:
+        s = self.settings
+        try:
+            classifier = EmotionClassifier(s.model_dir, s.runtime)
+            classifier.load()
+            detector = FaceDetector()
+            batcher = DynamicBatcher(classifier.predict, s.batch_max_size, s.batch_max_wait_ms / 1000, s.queue_size,
+                                     on_batch=self.metrics.batch_size.observe)
+            self.admission = Admission(s.queue_size)
+            self.batcher = batcher
+            self.predictor = EmotionPredictor(detector, batcher, classifier.class_names, classifier.input_size,
+                                              s.face_margin)
+            self.classifier = classifier
+        except Exception as exc:
+            self.load_error = str(exc)
+            log.error("model failed to load: %s", exc)
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None and self.classifier is not None and self.classifier.ready
+
+    def require_ready(self) -> tuple[EmotionPredictor, EmotionClassifier, Admission]:
+        if self.predictor is None or self.classifier is None or self.admission is None:
+            why = "the model failed to load" if self.load_error else "the model is still loading"
+            raise ModelNotReady(f"{why}; retry shortly", headers={"Retry-After": "2"})
+        return self.predictor, self.classifier, self.admission
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
