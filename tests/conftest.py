@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -48,20 +49,32 @@ def jpeg_bytes(rgb: np.ndarray, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one.
+@dataclass(frozen=True)
+class TinyTraining:
+    data: Path
+    run: Path
+    model: Path
 
-    EMOTION_TEST_MODEL_DIR reuses such a model between local runs (CI always trains it).
-    """
-    if os.environ.get("EMOTION_TEST_MODEL_DIR"):
-        return Path(os.environ["EMOTION_TEST_MODEL_DIR"])
+
+@pytest.fixture(scope="session")
+def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
+    """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one."""
     base = tmp_path_factory.mktemp("tiny")
     data = write_image_folders(base / "data")
     cmd = [sys.executable, "-m", "training", "train", "--data", str(data), "--work-dir", str(base / "run"),
            "--epochs", "1", "--batch-size", "16", "--model-dir", str(base / "models"), "--version", "1"]
-    subprocess.run(cmd, check=True, env=ENV, cwd=ROOT, capture_output=True)
-    return base / "models" / "emotion" / "1"
+    result = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return TinyTraining(data, base / "run", base / "models" / "emotion" / "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(request: pytest.FixtureRequest) -> Path:
+    """The tiny model's folder. EMOTION_TEST_MODEL_DIR reuses one between local runs (CI always trains it)."""
+    if os.environ.get("EMOTION_TEST_MODEL_DIR"):
+        return Path(os.environ["EMOTION_TEST_MODEL_DIR"])
+    training: TinyTraining = request.getfixturevalue("tiny_training")
+    return training.model
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +123,8 @@ def start_server(model_dir: Path, **env: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 @pytest.fixture(scope="session")

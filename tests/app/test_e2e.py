@@ -1,0 +1,75 @@
+"""End to end: a real uvicorn on 127.0.0.1, real HTTP, real photos."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from skimage import data
+
+from tests.conftest import jpeg_bytes, start_server
+
+
+def predict(url: str, photo: bytes, name: str = "photo.jpg") -> httpx.Response:
+    return httpx.post(f"{url}/predict", files={"file": (name, photo, "image/jpeg")}, timeout=60)
+
+
+def test_astronaut_has_one_face(server: str, astronaut) -> None:
+    response = predict(server, jpeg_bytes(astronaut))
+    assert response.status_code == 200
+    assert len(response.json()["faces"]) == 1
+
+
+def test_two_by_two_astronauts_have_four_faces(server: str, astronaut) -> None:
+    assert len(predict(server, jpeg_bytes(np.tile(astronaut, (2, 2, 1)))).json()["faces"]) == 4
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
+def test_photos_without_people_have_no_faces(server: str, name: str) -> None:
+    response = predict(server, jpeg_bytes(getattr(data, name)()))
+    assert response.status_code == 200 and response.json()["faces"] == []
+
+
+def test_a_text_file_gets_a_json_4xx_and_the_server_stays_healthy(server: str, astronaut) -> None:
+    response = predict(server, b"this is not an image\n", "notes.txt")
+    assert 400 <= response.status_code < 500
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert predict(server, jpeg_bytes(astronaut)).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused_while_it_streams(server: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):  # 64 MiB, sent without a Content-Length
+            yield b"\0" * 2**20
+
+    response = httpx.post(f"{server}/predict", content=chunks(), headers={"content-type": "image/jpeg"}, timeout=60)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert httpx.get(f"{server}/healthz").status_code == 200
+
+
+def test_concurrent_requests_give_the_same_answers_as_sequential_ones(server: str, astronaut) -> None:
+    photos = [jpeg_bytes(astronaut), jpeg_bytes(np.tile(astronaut, (2, 2, 1))), jpeg_bytes(data.coffee()),
+              jpeg_bytes(astronaut[::-1].copy())] * 5
+    sequential = [predict(server, p).json() for p in photos]
+    with ThreadPoolExecutor(16) as pool:
+        concurrent = list(pool.map(lambda p: predict(server, p).json(), photos))
+    assert concurrent == sequential
+
+
+@pytest.fixture(scope="module")
+def shipped_server(shipped_model: Path) -> Iterator[str]:
+    yield from start_server(shipped_model)
+
+
+def test_the_shipped_model_sees_the_smiling_astronaut_as_happy(shipped_server: str, astronaut) -> None:
+    [face] = predict(shipped_server, jpeg_bytes(astronaut)).json()["faces"]
+    assert face["dominant_emotion"] == "happy"
+
+
+def test_the_shipped_model_finds_four_faces_in_the_tiling(shipped_server: str, astronaut) -> None:
+    assert len(predict(shipped_server, jpeg_bytes(np.tile(astronaut, (2, 2, 1)))).json()["faces"]) == 4

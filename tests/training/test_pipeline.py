@@ -1,0 +1,84 @@
+"""Train -> export -> reload with plain TensorFlow; resume after a kill; the evaluate JSON contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ENV, EMOTIONS, ROOT, TinyTraining, face_like, write_image_folders
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_export_is_a_tf_serving_layout_with_a_model_card(tiny_training: TinyTraining) -> None:
+    model = tiny_training.model
+    assert (model / "saved_model.pb").is_file() and (model / "variables").is_dir()
+    assert model.parent.name == "emotion" and model.name == "1"
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["class_names"] == list(EMOTIONS)
+    assert card["input"] == {**card["input"], "dtype": "uint8", "shape": [None, 48, 48, 1]}
+    assert card["data"]["train"]["counts"] == dict.fromkeys(EMOTIONS, 6)
+    assert len(card["data"]["train"]["sha256"]) == 64
+    assert card["epochs"] == 1 and card["hyperparameters"]["batch_size"] == 16
+    assert set(card["validation"]) >= {"savedmodel", "tflite"}
+    assert {"tensorflow", "keras"} <= set(card["libraries"])
+    assert (tiny_training.run / "learning_curves.png").is_file()
+
+
+def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTraining) -> None:
+    import keras
+    import tensorflow as tf
+
+    from training.model import build_model
+
+    crops = np.stack([face_like(i % 7, np.random.default_rng(i)) for i in range(8)])[..., None]
+    keras_model = build_model((48, 48, 1), 7, dropout=0.3)
+    keras_model.load_weights(str(tiny_training.run / "classifier.weights.h5"))
+    expected = keras.ops.convert_to_numpy(keras_model(crops.astype("float32"), training=False))
+    serve = tf.saved_model.load(str(tiny_training.model)).signatures["serving_default"]
+    got = serve(image=tf.constant(crops, tf.uint8))["probabilities"].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "evaluate", "--data", str(tiny_training.data / "val"), "--model",
+         str(tiny_training.model), "--json", "--report-dir", str(tmp_path)],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, check=True,
+    )
+    report = json.loads(result.stdout)
+    assert 0 <= report["accuracy"] <= 1 and report["n"] == 42
+    for key in ("precision", "recall", "f1", "support"):
+        assert list(report[key]) == list(EMOTIONS)
+    assert np.asarray(report["confusion_matrix"]).sum(axis=1).tolist() == [6] * 7
+    assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "report.json").is_file()
+
+
+def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
+    data = write_image_folders(tmp_path / "data", per_class=4, splits=("train",))
+    work = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training", "train", "--data", str(data), "--work-dir", str(work), "--epochs", "4",
+           "--batch-size", "16", "--image-size", "32", "--no-export"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = work / "log.csv"
+    deadline = time.monotonic() + 240
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3) and proc.poll() is None:
+        assert time.monotonic() < deadline, "training did not finish two epochs in time"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epochs_before = [line.split(",")[0] for line in log.read_text().splitlines()[1:]]
+    assert epochs_before[:2] == ["0", "1"] and len(epochs_before) < 4
+    subprocess.run(cmd, cwd=ROOT, env=ENV, check=True, capture_output=True)
+    epochs = [line.split(",")[0] for line in log.read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"], "the second run must continue, not start again"
+    record = json.loads((work / "run.json").read_text())
+    assert record["epochs_this_session"] == 4 - len(epochs_before)
