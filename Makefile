@@ -18,6 +18,8 @@ serve: install
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: install
+	$(BIN)/ruff check app training tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -36,18 +36,31 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    predictor = EmotionPredictor(FaceDetector(), classifier.predict, classifier.class_names, classifier.input_size,
-                                 settings.face_margin)
-    model = {"name": str(classifier.card.get("name")), "version": str(classifier.card.get("version")),
-             "runtime": classifier.runtime}
+    predictor = EmotionPredictor(
+        FaceDetector(), classifier.predict, classifier.class_names, classifier.input_size, settings.face_margin
+    )
+    model = {
+        "name": str(classifier.card.get("name")),
+        "version": str(classifier.card.get("version")),
+        "runtime": classifier.runtime,
+    }
     status = 0
     for i, photo in enumerate(args.photos):
         try:
             rgb = decode_image(photo.read_bytes(), settings.max_pixels)
             results = predictor.predict(rgb, args.threshold, args.min_face_size, args.max_faces)
         except (ServiceError, OSError) as exc:
-            print(json.dumps({"file": str(photo), "error": {"code": getattr(exc, "code", "unreadable"),
-                                                             "message": getattr(exc, "message", str(exc))}}))
+            print(
+                json.dumps(
+                    {
+                        "file": str(photo),
+                        "error": {
+                            "code": getattr(exc, "code", "unreadable"),
+                            "message": getattr(exc, "message", str(exc)),
+                        },
+                    }
+                )
+            )
             status = 1
             continue
         out = {"faces": faces_json(results), "image": {"width": rgb.shape[1], "height": rgb.shape[0]}, "model": model}

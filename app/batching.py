@@ -20,8 +20,14 @@ Job = tuple[np.ndarray, "Future[np.ndarray]"]
 
 
 class DynamicBatcher:
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int, max_wait_s: float,
-                 queue_size: int, on_batch: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        max_batch: int,
+        max_wait_s: float,
+        queue_size: int,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s

@@ -64,8 +64,14 @@ class EmotionClassifier:
         self.runtime = runtime
         self.predict(np.zeros((1, self.input_size, self.input_size), np.uint8))  # warm-up
         self.ready = True
-        log.info("model %s v%s loaded from %s: runtime %s on %s", self.card.get("name"), self.card.get("version"),
-                 self.model_dir, runtime, self.device)
+        log.info(
+            "model %s v%s loaded from %s: runtime %s on %s",
+            self.card.get("name"),
+            self.card.get("version"),
+            self.model_dir,
+            runtime,
+            self.device,
+        )
 
     def _load_tflite(self, tf: Any) -> Callable[[np.ndarray], np.ndarray]:
         path = self.model_dir / self.card.get("runtimes", {}).get("tflite", "model.tflite")

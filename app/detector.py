@@ -102,6 +102,8 @@ class FaceDetector:
         centres = raw[:, :2] + self.anchors[hits]
         sizes = raw[:, 2:4]
         corners = (centres - sizes / 2) * side + (x0, y0)
-        boxes = [[int(round(x)), int(round(y)), int(round(bw * side)), int(round(bh * side))]
-                 for (x, y), (bw, bh) in zip(corners, sizes, strict=True)]
+        boxes = [
+            [int(round(x)), int(round(y)), int(round(bw * side)), int(round(bh * side))]
+            for (x, y), (bw, bh) in zip(corners, sizes, strict=True)
+        ]
         return boxes, [float(s) for s in scores[hits]]

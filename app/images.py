@@ -12,8 +12,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import InvalidImage, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
-FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp",
-           "TIFF": "image/tiff", "GIF": "image/gif", "MPO": "image/jpeg"}
+FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+    "MPO": "image/jpeg",
+}
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"BM", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a")
 
 
@@ -46,8 +53,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
                 raise PayloadTooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
             image.seek(0)
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return _to_rgb(image)
+            return _to_rgb(ImageOps.exif_transpose(image) or image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PayloadTooLarge(f"image declares more pixels than the {max_pixels} pixel limit") from None
     except UnidentifiedImageError:

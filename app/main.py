@@ -38,8 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (predict.router, health.router, ui.router):
         app.include_router(router)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"], expose_headers=["x-request-id", "x-faces"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "x-faces"],
+        )
     app.add_middleware(Guard, services=services)
     return app
 

@@ -10,12 +10,17 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("emotion_requests", "HTTP requests", ["path", "status"], registry=self.registry)
         self.latency = Histogram(
-            "emotion_request_seconds", "Request latency", ["path"], registry=self.registry,
+            "emotion_request_seconds",
+            "Request latency",
+            ["path"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
         )
         self.faces = Counter("emotion_faces", "Faces found and classified", registry=self.registry)
         self.errors = Counter("emotion_errors", "Error responses", ["status"], registry=self.registry)
         self.batch_size = Histogram(
-            "emotion_model_batch_size", "Crops per model call", registry=self.registry,
+            "emotion_model_batch_size",
+            "Crops per model call",
+            registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )

@@ -20,8 +20,20 @@ from app.services import Services
 
 log = logging.getLogger("app.access")
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-KNOWN_PATHS = frozenset({"/", "/predict", "/predict/batch", "/predict/annotated", "/healthz", "/readyz", "/metrics",
-                         "/model", "/docs", "/openapi.json"})
+KNOWN_PATHS = frozenset(
+    {
+        "/",
+        "/predict",
+        "/predict/batch",
+        "/predict/annotated",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/model",
+        "/docs",
+        "/openapi.json",
+    }
+)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -46,23 +58,34 @@ class Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                process_ms = f"{(time.perf_counter() - started) * 1000:.2f}".encode()
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()),
+                                      (b"x-process-ms", process_ms)]
             await send(message)
 
         async def refuse(code: int, error: str, message: str) -> None:
             body = json.dumps({"error": {"code": error, "message": message, "request_id": request_id}}).encode()
-            await send_with_id({"type": "http.response.start", "status": code,
-                                "headers": [(b"content-type", b"application/json"),
-                                            (b"content-length", str(len(body)).encode())]})
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": code,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send_with_id({"type": "http.response.body", "body": body})
 
         settings = self.services.settings
-        limit = settings.max_upload_bytes * settings.max_batch_files if scope["path"] == "/predict/batch" else (
-            settings.max_upload_bytes * 4 // 3 + 4096)  # base64 JSON bodies are a third larger
+        limit = (
+            settings.max_upload_bytes * settings.max_batch_files
+            if scope["path"] == "/predict/batch"
+            else (settings.max_upload_bytes * 4 // 3 + 4096)
+        )  # base64 JSON bodies are a third larger
         try:
             key = settings.api_key
-            if key is not None and scope["path"] not in OPEN_PATHS and not hmac.compare_digest(
-                headers.get("x-api-key", "").encode(), key.get_secret_value().encode()
+            if (
+                key is not None
+                and scope["path"] not in OPEN_PATHS
+                and not hmac.compare_digest(headers.get("x-api-key", "").encode(), key.get_secret_value().encode())
             ):
                 await refuse(401, "unauthorized", "missing or wrong X-API-Key header")
             elif headers.get("content-length", "0").isdigit() and int(headers.get("content-length", "0")) > limit:

@@ -39,8 +39,14 @@ def crop_face(rgb: np.ndarray, face: Face, size: int, margin: float) -> np.ndarr
 class EmotionPredictor:
     """Plain Python: knows nothing of HTTP. ``classify`` may be the model itself or a dynamic batcher."""
 
-    def __init__(self, detector: FaceDetector, classify: Callable[[np.ndarray], np.ndarray],
-                 class_names: list[str], input_size: int, margin: float) -> None:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        classify: Callable[[np.ndarray], np.ndarray],
+        class_names: list[str],
+        input_size: int,
+        margin: float,
+    ) -> None:
         self.detector = detector
         self.classify = classify
         self.class_names = class_names
@@ -56,5 +62,9 @@ class EmotionPredictor:
         results = []
         for face, probs in zip(faces, probabilities, strict=True):
             total = float(probs.sum()) or 1.0
-            results.append(FaceEmotions(face, {n: round(float(p) / total, 4) for n, p in zip(self.class_names, probs, strict=True)}))
+            results.append(
+                FaceEmotions(
+                    face, {n: round(float(p) / total, 4) for n, p in zip(self.class_names, probs, strict=True)}
+                )
+            )
         return results

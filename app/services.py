@@ -39,12 +39,18 @@ class Services:
             classifier = EmotionClassifier(s.model_dir, s.runtime)
             classifier.load()
             detector = FaceDetector()
-            batcher = DynamicBatcher(classifier.predict, s.batch_max_size, s.batch_max_wait_ms / 1000, s.queue_size,
-                                     on_batch=self.metrics.batch_size.observe)
+            batcher = DynamicBatcher(
+                classifier.predict,
+                s.batch_max_size,
+                s.batch_max_wait_ms / 1000,
+                s.queue_size,
+                on_batch=self.metrics.batch_size.observe,
+            )
             self.admission = Admission(s.queue_size)
             self.batcher = batcher
-            self.predictor = EmotionPredictor(detector, batcher, classifier.class_names, classifier.input_size,
-                                              s.face_margin)
+            self.predictor = EmotionPredictor(
+                detector, batcher, classifier.class_names, classifier.input_size, s.face_margin
+            )
             self.classifier = classifier
         except Exception as exc:
             self.load_error = str(exc)

@@ -31,8 +31,13 @@ def face_like(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarra
     return np.clip(base + rng.normal(0, 12, (size, size)), 0, 255).astype(np.uint8)
 
 
-def write_image_folders(root: Path, per_class: int = 6, splits: tuple[str, ...] = ("train", "val"),
-                        names: tuple[str, ...] = EMOTIONS, seed: int = 0) -> Path:
+def write_image_folders(
+    root: Path,
+    per_class: int = 6,
+    splits: tuple[str, ...] = ("train", "val"),
+    names: tuple[str, ...] = EMOTIONS,
+    seed: int = 0,
+) -> Path:
     rng = np.random.default_rng(seed)
     for split in splits:
         for label, name in enumerate(names):
@@ -61,8 +66,24 @@ def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
     """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one."""
     base = tmp_path_factory.mktemp("tiny")
     data = write_image_folders(base / "data")
-    cmd = [sys.executable, "-m", "training", "train", "--data", str(data), "--work-dir", str(base / "run"),
-           "--epochs", "1", "--batch-size", "16", "--model-dir", str(base / "models"), "--version", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "--data",
+        str(data),
+        "--work-dir",
+        str(base / "run"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--model-dir",
+        str(base / "models"),
+        "--version",
+        "1",
+    ]
     result = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return TinyTraining(data, base / "run", base / "models" / "emotion" / "1")
@@ -103,7 +124,10 @@ def start_server(model_dir: Path, **env: str) -> Iterator[str]:
     environment = {**ENV, "EMOTION_MODEL_DIR": str(model_dir), **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -93,8 +93,13 @@ def _export(args: argparse.Namespace) -> int:
     from training.export import export
 
     out = export(
-        Path(args.work_dir), args.model_dir, args.name, args.version,
-        tflite=args.tflite, flip_average=args.flip_average, val_data=args.export_val_data,
+        Path(args.work_dir),
+        args.model_dir,
+        args.name,
+        args.version,
+        tflite=args.tflite,
+        flip_average=args.flip_average,
+        val_data=args.export_val_data,
     )
     print(f"exported {out}", file=sys.stderr)
     return 0
@@ -109,8 +114,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"accuracy {report['accuracy']:.4f} on {report['n']} images ({args.data})")
         for name in report["class_names"]:
-            print(f"  {name:9s} precision {report['precision'][name]:.3f}  recall {report['recall'][name]:.3f}"
-                  f"  f1 {report['f1'][name]:.3f}  support {report['support'][name]}")
+            print(
+                f"  {name:9s} precision {report['precision'][name]:.3f}  recall {report['recall'][name]:.3f}"
+                f"  f1 {report['f1'][name]:.3f}  support {report['support'][name]}"
+            )
     return 0
 
 

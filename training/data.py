@@ -12,6 +12,7 @@ Everything ends up as a :class:`Dataset`: uint8 grayscale images and one probabi
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import zipfile
@@ -93,7 +94,9 @@ def load(path: str | Path, split: str | None, image_size: int, ferplus_mode: str
         rows = ferplus.read_votes(entries, split)
         items = [(name, read, ferplus.to_distribution(votes, ferplus_mode)) for name, read, votes in rows]
         dataset = _decode(str(path), [(n, r, d) for n, r, d in items if d is not None], image_size)
-        dataset.skipped += [(n, "no usable FER+ label (contempt/unknown/not a face or tie)") for n, _, d in items if d is None]
+        dataset.skipped += [
+            (n, "no usable FER+ label (contempt/unknown/not a face or tie)") for n, _, d in items if d is None
+        ]
         return _check_not_empty(dataset)
     return _check_not_empty(_decode(str(path), list(_folder_items(entries, split)), image_size))
 
@@ -128,7 +131,7 @@ def _zip_entries(path: Path) -> dict[PurePosixPath, Reader]:
     except zipfile.BadZipFile as exc:
         raise DataError(f"{path} is not a readable zip archive: {exc}") from None
     return {
-        PurePosixPath(info.filename): (lambda name=info.filename: archive.read(name))
+        PurePosixPath(info.filename): functools.partial(archive.read, info.filename)
         for info in sorted(archive.infolist(), key=lambda i: i.filename)
         if not info.is_dir() and not info.filename.startswith("__MACOSX/") and "/." not in "/" + info.filename
     }
@@ -155,7 +158,7 @@ def _folder_items(entries: dict[PurePosixPath, Reader], split: str | None) -> It
 
 def _decode(source: str, items: list[tuple[str, Reader, np.ndarray]], size: int) -> Dataset:
     def one(item: tuple[str, Reader, np.ndarray]) -> tuple[np.ndarray | None, str | bool]:
-        name, read, _ = item
+        _, read, _ = item
         try:
             with Image.open(io.BytesIO(read())) as im:
                 im.draft("L", (size, size))
@@ -198,7 +201,9 @@ def _from_fer2013_csv(path: Path, split: str | None, size: int) -> Dataset:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"emotion", "pixels"} <= set(reader.fieldnames):
-            raise DataError(f"{path} is not a fer2013.csv: header is {reader.fieldnames}, expected emotion,pixels,Usage")
+            raise DataError(
+                f"{path} is not a fer2013.csv: header is {reader.fieldnames}, expected emotion,pixels,Usage"
+            )
         for line, row in enumerate(reader, start=2):
             if split is not None and row.get("Usage") not in (None, FER2013_CSV_USAGE[split]):
                 continue
@@ -241,7 +246,9 @@ def _from_arrays(path: Path, split: str | None, size: int) -> Dataset:
         images = np.concatenate([f[f"{s}_images"] for s in names])
         labels = np.concatenate([f[f"{s}_labels"] for s in names]).astype(np.float32)
     if images.shape[1:] != (size, size) or labels.shape[1:] != (len(EMOTIONS),):
-        raise DataError(f"{path} holds {images.shape[1:]} images with {labels.shape[1:]} labels, expected {size}x{size}")
+        raise DataError(
+            f"{path} holds {images.shape[1:]} images with {labels.shape[1:]} labels, expected {size}x{size}"
+        )
     return _check_not_empty(Dataset(images, labels, f"{path}" + (f" ({split})" if split else "")))
 
 

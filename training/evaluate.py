@@ -53,8 +53,13 @@ def evaluate(
         raise datasets.DataError(f"model classes {class_names} differ from the dataset vocabulary {list(EMOTIONS)}")
     dataset = datasets.load(data, split, card["input"]["shape"][1])
     report = evaluate_arrays(model_dir, runtime, dataset.images, dataset.classes, class_names)
-    report |= {"model": str(model_dir), "model_version": card["version"], "runtime": runtime, "data": data,
-               "skipped": len(dataset.skipped)}
+    report |= {
+        "model": str(model_dir),
+        "model_version": card["version"],
+        "runtime": runtime,
+        "data": data,
+        "skipped": len(dataset.skipped),
+    }
     if report_dir is not None:
         from training.plots import plot_confusion_matrix
 

@@ -1,8 +1,8 @@
 """Package a training run for serving: SavedModel in TF Serving's layout, an int8 TFLite twin, and the model card.
 
-    model/<name>/<version>/saved_model.pb, variables/   serving_default: uint8 image -> probabilities
-    model/<name>/<version>/model.tflite                 dynamic-range int8, same signature (CPU fast path)
-    model/<name>/<version>/model_card.json              the contract with the server and other clients
+model/<name>/<version>/saved_model.pb, variables/   serving_default: uint8 image -> probabilities
+model/<name>/<version>/model.tflite                 dynamic-range int8, same signature (CPU fast path)
+model/<name>/<version>/model_card.json              the contract with the server and other clients
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ def export(
         }
         card["validation"]["data"] = {"source": val.source, "sha256": val.fingerprint()}
     else:
-        card["validation"] = {"note": f"validation set {val_path} not found at export; training-time metrics only",
-                              "training_run": record["validation"]}
+        card["validation"] = {
+            "note": f"validation set {val_path} not found at export; training-time metrics only",
+            "training_run": record["validation"],
+        }
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
     return out
 
@@ -100,20 +102,36 @@ def _card(name: str, out: Path, record: dict[str, Any], size: int, flip: bool, t
         "version": out.name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "class_names": list(EMOTIONS),
-        "input": {"name": "image", "dtype": "uint8", "shape": [None, size, size, 1], "color": "grayscale",
-                  "range": [0, 255], "preprocessing": CROP_PREPROCESSING.replace("SIZE", str(size))},
+        "input": {
+            "name": "image",
+            "dtype": "uint8",
+            "shape": [None, size, size, 1],
+            "color": "grayscale",
+            "range": [0, 255],
+            "preprocessing": CROP_PREPROCESSING.replace("SIZE", str(size)),
+        },
         "output": {"name": "probabilities", "shape": [None, len(EMOTIONS)], "meaning": "softmax over class_names"},
-        "architecture": {"network": "keras.applications.ResNet50", "network_size": cfg["network_size"] or size,
-                         "initial_weights": cfg["weights"] or "random", "flip_averaged": flip},
+        "architecture": {
+            "network": "keras.applications.ResNet50",
+            "network_size": cfg["network_size"] or size,
+            "initial_weights": cfg["weights"] or "random",
+            "flip_averaged": flip,
+        },
         "runtimes": {"savedmodel": ".", **({"tflite": "model.tflite"} if tflite else {})},
         "hyperparameters": {k: v for k, v in cfg.items() if k not in ("data", "val_data", "work_dir")},
         "epochs": epochs,
         "data": record["data"],
         "training": {k: record.get(k) for k in ("backend", "on_gpu", "dtype_policy", "images_per_second")},
-        "training_validation": {"accuracy": record["validation"]["accuracy"],
-                                "flip_averaged_accuracy": record.get("validation_flip_averaged", {}).get("accuracy")},
-        "libraries": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-                      "python": platform.python_version()},
+        "training_validation": {
+            "accuracy": record["validation"]["accuracy"],
+            "flip_averaged_accuracy": record.get("validation_flip_averaged", {}).get("accuracy"),
+        },
+        "libraries": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
     }
 
 

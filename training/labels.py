@@ -17,9 +17,17 @@ ALIASES = {alias: name for name, aliases in _ALIASES.items() for alias in aliase
 
 # Folder names that mark a split, mapped to the split they hold (FER+ folder names included).
 SPLIT_NAMES = {
-    "train": "train", "training": "train", "fer2013train": "train",
-    "val": "val", "valid": "val", "validation": "val", "publictest": "val", "fer2013valid": "val",
-    "test": "test", "privatetest": "test", "fer2013test": "test",
+    "train": "train",
+    "training": "train",
+    "fer2013train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "publictest": "val",
+    "fer2013valid": "val",
+    "test": "test",
+    "privatetest": "test",
+    "fer2013test": "test",
 }
 
 

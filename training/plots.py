@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_learning_curves(log_csv: Path, out: Path) -> None:
@@ -35,7 +35,9 @@ def plot_learning_curves(log_csv: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Sequence[str], out: Path, title: str) -> None:
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]], class_names: Sequence[str], out: Path, title: str
+) -> None:
     """Row-normalised confusion matrix (recall on the diagonal) with the raw counts in each cell."""
     counts = np.asarray(confusion)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -46,8 +48,15 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
     ax.set(xlabel="predicted", ylabel="true", title=title)
     for i in range(len(class_names)):
         for j in range(len(class_names)):
-            ax.text(j, i, f"{rates[i, j]:.2f}\n{counts[i, j]}", ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{rates[i, j]:.2f}\n{counts[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -62,7 +62,9 @@ def load_data(cfg: TrainConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
     n_val = max(1, int(len(train) * cfg.val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
     held_out = datasets.Dataset(train.images[val_idx], train.labels[val_idx], f"{train.source} (held-out {n_val})")
-    train = datasets.Dataset(train.images[train_idx], train.labels[train_idx], train.source, train.skipped, train.resized)
+    train = datasets.Dataset(
+        train.images[train_idx], train.labels[train_idx], train.source, train.skipped, train.resized
+    )
     return train, held_out
 
 
@@ -158,13 +160,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     keras.utils.set_random_seed(cfg.seed)
     on_gpu = _on_gpu()
     if cfg.precision == "mixed" or (cfg.precision == "auto" and on_gpu):
-        keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16")
+        keras.mixed_precision.set_dtype_policy(
+            "mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16"
+        )
     train_set, val_set = load_data(cfg)
     print(train_set.report(), val_set.report(), sep="\n", flush=True)
 
     shape = (cfg.image_size, cfg.image_size, 1)
     with _strategy_scope():
-        classifier = build_model(shape, len(EMOTIONS), network_size=cfg.network_size, weights=cfg.weights, dropout=cfg.dropout)
+        classifier = build_model(
+            shape, len(EMOTIONS), network_size=cfg.network_size, weights=cfg.weights, dropout=cfg.dropout
+        )
         model = build_training_model(classifier, cfg.seed)
         model.compile(
             optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
@@ -205,8 +211,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "on_gpu": on_gpu,
         "dtype_policy": keras.mixed_precision.dtype_policy().name,
         "data": {
-            "train": {"source": train_set.source, "counts": train_set.counts(), "sha256": train_set.fingerprint(),
-                      "skipped": len(train_set.skipped)},
+            "train": {
+                "source": train_set.source,
+                "counts": train_set.counts(),
+                "sha256": train_set.fingerprint(),
+                "skipped": len(train_set.skipped),
+            },
             "val": {"source": val_set.source, "counts": val_set.counts(), "sha256": val_set.fingerprint()},
         },
         "epochs_this_session": epochs_run,

@@ -94,16 +94,26 @@ def test_missing_file_field_is_a_clear_error(client: TestClient) -> None:
 
 
 def test_wrong_content_type_is_415(client: TestClient) -> None:
-    assert_error(client.post("/predict", content=b"hello", headers={"content-type": "text/plain"}), 415,
-                 "unsupported_media_type")
+    assert_error(
+        client.post("/predict", content=b"hello", headers={"content-type": "text/plain"}), 415, "unsupported_media_type"
+    )
 
 
 def test_invalid_base64_is_400(client: TestClient) -> None:
     assert_error(client.post("/predict", json={"image": "not base64!!"}), 400, "invalid_input")
 
 
-@pytest.mark.parametrize("params", [{"threshold": 2}, {"threshold": -0.1}, {"min_face_size": 0},
-                                    {"max_faces": 0}, {"max_faces": 11}, {"threshold": "high"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"threshold": 2},
+        {"threshold": -0.1},
+        {"min_face_size": 0},
+        {"max_faces": 0},
+        {"max_faces": 11},
+        {"threshold": "high"},
+    ],
+)
 def test_out_of_range_parameters_are_422(client: TestClient, params: dict[str, object], astronaut) -> None:
     assert_error(post_file(client, jpeg_bytes(astronaut), **params), 422, "invalid_parameters")
 
@@ -117,8 +127,12 @@ def test_a_decompression_bomb_is_refused_without_decoding(client: TestClient) ->
         return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
 
     header = (60000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(
-        b"IEND", b"")
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
     assert_error(post_file(client, bomb, "bomb.png"), 413, "payload_too_large")
 
 
@@ -144,9 +158,11 @@ def test_exif_rotation_is_applied_before_detection(client: TestClient, astronaut
 
 
 def test_batch_answers_each_file_in_order_and_isolates_bad_ones(client: TestClient, astronaut) -> None:
-    files = [("files", ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")),
-             ("files", ("bad.jpg", b"garbage", "image/jpeg")),
-             ("files", ("coffee.jpg", jpeg_bytes(data.coffee()), "image/jpeg"))]
+    files = [
+        ("files", ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")),
+        ("files", ("bad.jpg", b"garbage", "image/jpeg")),
+        ("files", ("coffee.jpg", jpeg_bytes(data.coffee()), "image/jpeg")),
+    ]
     results = client.post("/predict/batch", files=files).json()["results"]
     assert [r["filename"] for r in results] == ["a.jpg", "bad.jpg", "coffee.jpg"]
     assert len(results[0]["faces"]) == 1
@@ -211,8 +227,9 @@ def test_api_key_guards_everything_but_health(tiny_model: Path, astronaut) -> No
     for client in ready_client(Settings(model_dir=tiny_model, api_key="s3cret")):
         assert_error(post_file(client, jpeg_bytes(astronaut)), 401, "unauthorized")
         assert client.get("/healthz").status_code == 200
-        response = client.post("/predict", files={"file": ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")},
-                               headers={"x-api-key": "s3cret"})
+        response = client.post(
+            "/predict", files={"file": ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")}, headers={"x-api-key": "s3cret"}
+        )
         assert response.status_code == 200
 
 

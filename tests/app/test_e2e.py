@@ -53,8 +53,12 @@ def test_a_body_over_the_limit_is_refused_while_it_streams(server: str) -> None:
 
 
 def test_concurrent_requests_give_the_same_answers_as_sequential_ones(server: str, astronaut) -> None:
-    photos = [jpeg_bytes(astronaut), jpeg_bytes(np.tile(astronaut, (2, 2, 1))), jpeg_bytes(data.coffee()),
-              jpeg_bytes(astronaut[::-1].copy())] * 5
+    photos = [
+        jpeg_bytes(astronaut),
+        jpeg_bytes(np.tile(astronaut, (2, 2, 1))),
+        jpeg_bytes(data.coffee()),
+        jpeg_bytes(astronaut[::-1].copy()),
+    ] * 5
     sequential = [predict(server, p).json() for p in photos]
     with ThreadPoolExecutor(16) as pool:
         concurrent = list(pool.map(lambda p: predict(server, p).json(), photos))

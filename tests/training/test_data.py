@@ -63,8 +63,9 @@ def write_fer2013_csv(path: Path, rows: list[tuple[int, str]]) -> Path:
 
 def test_fer2013_csv_maps_its_class_numbers_and_usage_splits(tmp_path: Path) -> None:
     # fer2013.csv numbers classes 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral
-    path = write_fer2013_csv(tmp_path / "fer2013.csv",
-                             [(6, "Training"), (4, "Training"), (3, "PublicTest"), (5, "PrivateTest")])
+    path = write_fer2013_csv(
+        tmp_path / "fer2013.csv", [(6, "Training"), (4, "Training"), (3, "PublicTest"), (5, "PrivateTest")]
+    )
     assert datasets.load(path, "train", 48).counts()["neutral"] == 1
     assert datasets.load(path, "train", 48).counts()["sad"] == 1
     assert datasets.load(path, "val", 48).counts()["happy"] == 1
@@ -114,7 +115,9 @@ def test_ferplus_distribution_labels_keep_the_vote_shares(tmp_path: Path) -> Non
     dataset = datasets.load(write_ferplus(tmp_path, FERPLUS_VOTES), "train", 48, "distribution")
     assert len(dataset) == 3
     second = dataset.labels[1]
-    assert second[EMOTIONS.index("neutral")] == pytest.approx(0.6) and second[EMOTIONS.index("sad")] == pytest.approx(0.4)
+    assert second[EMOTIONS.index("neutral")] == pytest.approx(0.6) and second[EMOTIONS.index("sad")] == pytest.approx(
+        0.4
+    )
     assert to_distribution(np.array(FERPLUS_VOTES[2], np.float32), "distribution") is None
 
 
@@ -141,8 +144,13 @@ def test_a_dataset_with_no_usable_image_fails_with_one_sentence(tmp_path: Path) 
 def test_the_cli_reports_bad_data_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "happy").mkdir()
     (tmp_path / "happy" / "a.jpg").write_bytes(b"junk")
-    result = subprocess.run([sys.executable, "-m", "training", "evaluate", "--data", str(tmp_path), "--model",
-                             str(tmp_path / "missing")], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "evaluate", "--data", str(tmp_path), "--model", str(tmp_path / "missing")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ENV, EMOTIONS, ROOT, TinyTraining, face_like, write_image_folders
+from tests.conftest import EMOTIONS, ENV, ROOT, TinyTraining, face_like, write_image_folders
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +50,24 @@ def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTr
 
 def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training: TinyTraining, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "training", "evaluate", "--data", str(tiny_training.data / "val"), "--model",
-         str(tiny_training.model), "--json", "--report-dir", str(tmp_path)],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "evaluate",
+            "--data",
+            str(tiny_training.data / "val"),
+            "--model",
+            str(tiny_training.model),
+            "--json",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     report = json.loads(result.stdout)
     assert 0 <= report["accuracy"] <= 1 and report["n"] == 42
@@ -65,8 +80,23 @@ def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training:
 def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
     data = write_image_folders(tmp_path / "data", per_class=4, splits=("train",))
     work = tmp_path / "run"
-    cmd = [sys.executable, "-m", "training", "train", "--data", str(data), "--work-dir", str(work), "--epochs", "4",
-           "--batch-size", "16", "--image-size", "32", "--no-export"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "--data",
+        str(data),
+        "--work-dir",
+        str(work),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--image-size",
+        "32",
+        "--no-export",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = work / "log.csv"
     deadline = time.monotonic() + 240

@@ -49,11 +49,11 @@ def pack_weights(run_dir: Path, out_dir: Path) -> None:
     for name, value in arrays.items():
         value = value.astype(np.float16) if value.dtype == np.float32 else value
         if part and size + value.nbytes > PART_BYTES:
-            np.savez(out_dir / f"weights_part{index}.npz", **part)
+            np.savez(out_dir / f"weights_part{index}.npz", **part)  # type: ignore[arg-type]
             part, size, index = {}, 0, index + 1
         part[name.replace("/", "|")] = value
         size += value.nbytes
-    np.savez(out_dir / f"weights_part{index}.npz", **part)
+    np.savez(out_dir / f"weights_part{index}.npz", **part)  # type: ignore[arg-type]
 
 
 def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None) -> None:
@@ -63,9 +63,13 @@ def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None)
             with np.load(part) as f:
                 for key in f.files:
                     value = f[key]
-                    out.create_dataset(key.replace("|", "/"), data=value.astype(np.float32) if value.dtype == np.float16 else value)
+                    out.create_dataset(
+                        key.replace("|", "/"), data=value.astype(np.float32) if value.dtype == np.float16 else value
+                    )
 
 
 if __name__ == "__main__":
     verb, a, b = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    {"dataset": pack_dataset, "unpack-dataset": unpack_dataset, "weights": pack_weights, "unweights": unpack_weights}[verb](a, b)
+    {"dataset": pack_dataset, "unpack-dataset": unpack_dataset, "weights": pack_weights, "unweights": unpack_weights}[
+        verb
+    ](a, b)

@@ -39,5 +39,7 @@ async def metrics(services: ServicesDep) -> Response:
 async def model_card(services: ServicesDep) -> dict[str, Any]:
     """The served model's card: classes, input, training data, validation metrics, runtime and device."""
     _, classifier, _ = services.require_ready()
-    return {**classifier.card, "serving": {"runtime": classifier.runtime, "device": classifier.device,
-                                           "model_dir": classifier.model_dir.name}}
+    return {
+        **classifier.card,
+        "serving": {"runtime": classifier.runtime, "device": classifier.device, "model_dir": classifier.model_dir.name},
+    }

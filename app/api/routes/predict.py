@@ -26,18 +26,33 @@ router = APIRouter(tags=["predict"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
-    for code, text in {400: "undecodable image or bad body", 401: "API key required", 413: "too large",
-                       415: "unsupported type", 422: "bad parameters", 503: "not ready or overloaded"}.items()
+    for code, text in {
+        400: "undecodable image or bad body",
+        401: "API key required",
+        413: "too large",
+        415: "unsupported type",
+        422: "bad parameters",
+        503: "not ready or overloaded",
+    }.items()
 }
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                               "properties": {"file": {"type": "string", "format": "binary"}}}},
-            "application/json": {"schema": {"type": "object", "required": ["image"],
-                                            "properties": {"image": {"type": "string",
-                                                                     "description": "base64 or data: URI"}}}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "description": "base64 or data: URI"}},
+                }
+            },
         },
     }
 }
@@ -83,8 +98,15 @@ async def read_image_bytes(request: Request, settings: Settings) -> bytes:
 
 
 def faces_json(results: list[FaceEmotions]) -> list[dict[str, Any]]:
-    return [{"box": {"x": r.face.x, "y": r.face.y, "width": r.face.width, "height": r.face.height},
-             "score": r.face.score, "emotions": r.emotions, "dominant_emotion": r.dominant} for r in results]
+    return [
+        {
+            "box": {"x": r.face.x, "y": r.face.y, "width": r.face.width, "height": r.face.height},
+            "score": r.face.score,
+            "emotions": r.emotions,
+            "dominant_emotion": r.dominant,
+        }
+        for r in results
+    ]
 
 
 async def analyse(services: Services, data: bytes, options: Options) -> tuple[np.ndarray, list[FaceEmotions]]:
@@ -104,27 +126,48 @@ async def analyse(services: Services, data: bytes, options: Options) -> tuple[np
 
 def model_json(services: Services) -> dict[str, str]:
     _, classifier, _ = services.require_ready()
-    return {"name": str(classifier.card.get("name")), "version": str(classifier.card.get("version")),
-            "runtime": classifier.runtime}
+    return {
+        "name": str(classifier.card.get("name")),
+        "version": str(classifier.card.get("version")),
+        "runtime": classifier.runtime,
+    }
 
 
 @router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=UPLOAD_BODY)
-async def predict(request: Request, services: ServicesDep, settings: SettingsDep, threshold: Threshold = None,
-                  min_face_size: MinSize = None, max_faces: MaxFaces = None) -> dict[str, Any]:
+async def predict(
+    request: Request,
+    services: ServicesDep,
+    settings: SettingsDep,
+    threshold: Threshold = None,
+    min_face_size: MinSize = None,
+    max_faces: MaxFaces = None,
+) -> dict[str, Any]:
     """Every face in the photo with its box, detection score and emotion probabilities."""
     options = Options(settings, threshold, min_face_size, max_faces)
     services.require_ready()
     rgb, results = await analyse(services, await read_image_bytes(request, settings), options)
-    return {"faces": faces_json(results), "image": {"width": rgb.shape[1], "height": rgb.shape[0]},
-            "model": model_json(services)}
+    return {
+        "faces": faces_json(results),
+        "image": {"width": rgb.shape[1], "height": rgb.shape[0]},
+        "model": model_json(services),
+    }
 
 
-@router.post("/predict/annotated", responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **ERRORS},
-             response_class=Response, openapi_extra=UPLOAD_BODY)
-async def predict_annotated(request: Request, services: ServicesDep, settings: SettingsDep,
-                            format: Annotated[str, Query(pattern="^(jpeg|png)$")] = "jpeg",
-                            threshold: Threshold = None, min_face_size: MinSize = None,
-                            max_faces: MaxFaces = None) -> Response:
+@router.post(
+    "/predict/annotated",
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **ERRORS},
+    response_class=Response,
+    openapi_extra=UPLOAD_BODY,
+)
+async def predict_annotated(
+    request: Request,
+    services: ServicesDep,
+    settings: SettingsDep,
+    format: Annotated[str, Query(pattern="^(jpeg|png)$")] = "jpeg",
+    threshold: Threshold = None,
+    min_face_size: MinSize = None,
+    max_faces: MaxFaces = None,
+) -> Response:
     """The photo back with each face's box and top emotion drawn on it."""
     options = Options(settings, threshold, min_face_size, max_faces)
     services.require_ready()
@@ -145,16 +188,38 @@ def draw(rgb: np.ndarray, results: list[FaceEmotions], fmt: str) -> bytes:
         top = max(th + 4, f.y)
         cv2.rectangle(bgr, (f.x, top - th - 6), (f.x + tw + 4, top), (0, 200, 0), -1)
         cv2.putText(bgr, label, (f.x + 2, top - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
-    ok, buffer = cv2.imencode(".png" if fmt == "png" else ".jpg", bgr)
+    _, buffer = cv2.imencode(".png" if fmt == "png" else ".jpg", bgr)
     return buffer.tobytes()
 
 
-@router.post("/predict/batch", response_model=BatchPrediction, response_model_exclude_none=True, responses=ERRORS, openapi_extra={
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["files"],
-        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
-async def predict_batch(request: Request, services: ServicesDep, settings: SettingsDep, threshold: Threshold = None,
-                        min_face_size: MinSize = None, max_faces: MaxFaces = None) -> dict[str, Any]:
+@router.post(
+    "/predict/batch",
+    response_model=BatchPrediction,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def predict_batch(
+    request: Request,
+    services: ServicesDep,
+    settings: SettingsDep,
+    threshold: Threshold = None,
+    min_face_size: MinSize = None,
+    max_faces: MaxFaces = None,
+) -> dict[str, Any]:
     """Several photos (multipart fields ``files``): one result per file, in order; a bad file gets its own error."""
     options = Options(settings, threshold, min_face_size, max_faces)
     services.require_ready()
@@ -175,8 +240,13 @@ async def predict_batch(request: Request, services: ServicesDep, settings: Setti
             rgb, results = await analyse(services, data, options)
         except ServiceError as exc:
             return BatchItem(filename=filename, error=ErrorDetail(code=exc.code, message=exc.message))
-        return BatchItem.model_validate({"filename": filename, "faces": faces_json(results),
-                                         "image": {"width": rgb.shape[1], "height": rgb.shape[0]}})
+        return BatchItem.model_validate(
+            {
+                "filename": filename,
+                "faces": faces_json(results),
+                "image": {"width": rgb.shape[1], "height": rgb.shape[0]},
+            }
+        )
 
     results = await asyncio.gather(*(one(name, data) for name, data in uploads))
     return {"results": results, "model": model_json(services)}

@@ -1,0 +1,180 @@
+"""One-command benchmarks (not tests): classifier runtimes, the server end to end, cold start and memory,
+and the `fer` package on the same photos when an interpreter that has it is given.
+
+    python -m benchmarks.run [--model-dir DIR] [--fer-python PATH] [--out benchmarks/results/latest.json]
+
+Accuracy uses FER2013 val crops when ../shared/data/fer2013 exists (speed does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FER2013_VAL = ROOT.parent / "shared" / "data" / "fer2013" / "val"
+sys.path.insert(0, str(ROOT))
+
+
+def photos() -> dict[str, bytes]:
+    from skimage import data
+
+    out = {}
+    for side in (256, 640):
+        rgb = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
+        out[f"astronaut_{side}"] = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    return out
+
+
+def classifier_bench(model_dir: Path) -> list[dict[str, Any]]:
+    from app.classifier import EmotionClassifier
+
+    crops, labels = _val_crops()
+    rows = []
+    for runtime in ("savedmodel", "tflite"):
+        clf = EmotionClassifier(model_dir, runtime)
+        clf.load()
+        accuracy = None
+        if labels is not None:
+            probs = np.concatenate([clf.predict(crops[i : i + 64]) for i in range(0, len(crops), 64)])
+            accuracy = round(float((probs.argmax(1) == labels).mean()), 4)
+        for batch in (1, 8, 32):
+            x = crops[:batch]
+            clf.predict(x)
+            times = []
+            deadline = time.perf_counter() + 3
+            while time.perf_counter() < deadline or len(times) < 5:
+                t = time.perf_counter()
+                clf.predict(x)
+                times.append(time.perf_counter() - t)
+            ms = statistics.median(times) * 1000
+            rows.append({"runtime": runtime, "batch": batch, "latency_ms": round(ms, 2),
+                         "faces_per_s": round(batch / ms * 1000, 1), "val_accuracy": accuracy,
+                         "n_val": None if labels is None else len(labels)})
+    return rows
+
+
+def _val_crops() -> tuple[np.ndarray, np.ndarray | None]:
+    if FER2013_VAL.is_dir():
+        from training.data import load
+
+        val = load(FER2013_VAL, None, 48)
+        return val.images, val.classes
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (64, 48, 48), dtype=np.uint8), None
+
+
+def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, Any]:
+    port = 8765
+    env = {**os.environ, "EMOTION_MODEL_DIR": str(model_dir), "EMOTION_LOG_LEVEL": "warning", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level",
+                             "warning", "--no-access-log"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        result: dict[str, Any] = {"cold_start_to_ready_s": round(time.perf_counter() - started, 2), "runs": []}
+        with httpx.Client(limits=httpx.Limits(max_connections=64)) as client:
+            for name, photo in photos().items():
+                for concurrency in (1, 8, 32):
+                    result["runs"].append(_load(client, url, name, photo, concurrency, requests_per_level))
+        result["peak_rss_mb"] = _peak_rss_mb(proc.pid)
+        return result
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _load(client: httpx.Client, url: str, name: str, photo: bytes, concurrency: int, n: int) -> dict[str, Any]:
+    def one(_: int) -> tuple[float, int, float]:
+        t = time.perf_counter()
+        r = client.post(f"{url}/predict", files={"file": ("p.jpg", photo, "image/jpeg")}, timeout=60)
+        return time.perf_counter() - t, r.status_code, float(r.headers.get("x-process-ms", "nan"))
+
+    for _ in range(5):
+        one(0)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(n)))
+    wall = time.perf_counter() - t0
+    lat = sorted(r[0] * 1000 for r in results)
+    pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1)  # noqa: E731
+    server_ms = statistics.median(r[2] for r in results)
+    return {"photo": name, "concurrency": concurrency, "requests": n, "errors": sum(r[1] != 200 for r in results),
+            "server_side_p50_ms": round(server_ms, 2),
+            "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "requests_per_s": round(n / wall, 1)}
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def fer_bench(fer_python: str) -> dict[str, Any]:
+    """The `fer` package (Haar cascade + mini-Xception) on the same photos, timed in its own interpreter."""
+    script = (
+        "import json,sys,time,cv2,numpy as np\nfrom fer import FER\nd=FER()\nout={}\n"
+        "for name,path in json.loads(sys.argv[1]).items():\n"
+        "  img=cv2.imread(path); d.detect_emotions(img); ts=[]\n"
+        "  for _ in range(20):\n    t=time.perf_counter(); r=d.detect_emotions(img); ts.append(time.perf_counter()-t)\n"
+        "  out[name]={'median_ms':round(sorted(ts)[10]*1000,1),'faces':len(r)}\nprint(json.dumps(out))\n"
+    )
+    tmp = Path("/tmp/emotion-bench")
+    tmp.mkdir(exist_ok=True)
+    paths = {}
+    for name, photo in photos().items():
+        (tmp / f"{name}.jpg").write_bytes(photo)
+        paths[name] = str(tmp / f"{name}.jpg")
+    done = subprocess.run([fer_python, "-c", script, json.dumps(paths)], capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    from app.config import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--fer-python", help="python of an environment with `fer` installed (OpenCV 4)")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                          "processor": platform.processor()}, "model_dir": str(args.model_dir)}
+    report["classifier"] = classifier_bench(args.model_dir)
+    report["server"] = server_bench(args.model_dir, args.requests)
+    if args.fer_python:
+        report["fer"] = fer_bench(args.fer_python)
+        ours = {r["photo"]: r["p50_ms"] for r in report["server"]["runs"] if r["concurrency"] == 1}
+        report["speedup_vs_fer_p50"] = {k: round(v["median_ms"] / ours[k], 2) for k, v in report["fer"].items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
