@@ -61,9 +61,16 @@ def classifier_bench(model_dir: Path) -> list[dict[str, Any]]:
                 clf.predict(x)
                 times.append(time.perf_counter() - t)
             ms = statistics.median(times) * 1000
-            rows.append({"runtime": runtime, "batch": batch, "latency_ms": round(ms, 2),
-                         "faces_per_s": round(batch / ms * 1000, 1), "val_accuracy": accuracy,
-                         "n_val": None if labels is None else len(labels)})
+            rows.append(
+                {
+                    "runtime": runtime,
+                    "batch": batch,
+                    "latency_ms": round(ms, 2),
+                    "faces_per_s": round(batch / ms * 1000, 1),
+                    "val_accuracy": accuracy,
+                    "n_val": None if labels is None else len(labels),
+                }
+            )
     return rows
 
 
@@ -79,10 +86,29 @@ def _val_crops() -> tuple[np.ndarray, np.ndarray | None]:
 
 def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, Any]:
     port = 8765
-    env = {**os.environ, "EMOTION_MODEL_DIR": str(model_dir), "EMOTION_LOG_LEVEL": "warning", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "EMOTION_MODEL_DIR": str(model_dir),
+        "EMOTION_LOG_LEVEL": "warning",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level",
-                             "warning", "--no-access-log"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -119,9 +145,17 @@ def _load(client: httpx.Client, url: str, name: str, photo: bytes, concurrency: 
     lat = sorted(r[0] * 1000 for r in results)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1)  # noqa: E731
     server_ms = statistics.median(r[2] for r in results)
-    return {"photo": name, "concurrency": concurrency, "requests": n, "errors": sum(r[1] != 200 for r in results),
-            "server_side_p50_ms": round(server_ms, 2),
-            "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "requests_per_s": round(n / wall, 1)}
+    return {
+        "photo": name,
+        "concurrency": concurrency,
+        "requests": n,
+        "errors": sum(r[1] != 200 for r in results),
+        "server_side_p50_ms": round(server_ms, 2),
+        "p50_ms": pct(0.5),
+        "p90_ms": pct(0.9),
+        "p99_ms": pct(0.99),
+        "requests_per_s": round(n / wall, 1),
+    }
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -162,8 +196,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     args = parser.parse_args()
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                          "processor": platform.processor()}, "model_dir": str(args.model_dir)}
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+        "model_dir": str(args.model_dir),
+    }
     report["classifier"] = classifier_bench(args.model_dir)
     report["server"] = server_bench(args.model_dir, args.requests)
     if args.fer_python:
