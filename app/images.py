@@ -47,7 +47,8 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            Image.init()  # registers every plugin, so MPO (multi-picture JPEG) is a known format name
+            image = Image.open(io.BytesIO(data), formats=[f for f in FORMATS if f in Image.OPEN])
             width, height = image.size
             if width * height > max_pixels:
                 raise PayloadTooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
@@ -58,7 +59,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         raise PayloadTooLarge(f"image declares more pixels than the {max_pixels} pixel limit") from None
     except UnidentifiedImageError:
         raise UnsupportedMediaType("the file is not an image format this service reads") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError) as exc:
         raise InvalidImage(f"the image could not be decoded ({_reason(exc)})") from None
 
 

@@ -239,3 +239,15 @@ def test_cors_is_closed_by_default_and_opens_for_configured_origins(client: Test
     for open_client in ready_client(Settings(model_dir=tiny_model, cors_origins=["https://example.com"])):
         allowed = open_client.options("/predict", headers=headers).headers
         assert allowed["access-control-allow-origin"] == "https://example.com"
+
+
+def test_many_multipart_parts_are_refused(client: TestClient) -> None:
+    fields = [(f"f{i}", (None, "x")) for i in range(50)]
+    response = client.post("/predict", files=fields)
+    assert_error(response, 400, "invalid_input")
+    assert "Too many" in response.json()["error"]["message"]
+
+
+def test_too_many_files_in_a_batch_are_refused(client: TestClient, astronaut) -> None:
+    files = [("files", (f"{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(17)]
+    assert_error(client.post("/predict/batch", files=files), 400, "invalid_input")
