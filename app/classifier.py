@@ -44,6 +44,10 @@ class EmotionClassifier:
         return int(self.card["input"]["shape"][1])
 
     def load(self) -> None:
+        if not (self.model_dir / "model_card.json").is_file():  # a TF Serving base folder: serve its newest version
+            versions = [p for p in self.model_dir.glob("*") if p.name.isdigit() and (p / "model_card.json").is_file()]
+            if versions:
+                self.model_dir = max(versions, key=lambda p: int(p.name))
         card_path = self.model_dir / "model_card.json"
         if not card_path.is_file():
             raise ModelLoadError(f"no model_card.json in {self.model_dir}; set EMOTION_MODEL_DIR to an exported model")

@@ -171,7 +171,7 @@ def _peak_rss_mb(pid: int) -> float | None:
 def fer_bench(fer_python: str) -> dict[str, Any]:
     """The `fer` package (Haar cascade + mini-Xception) on the same photos, timed in its own interpreter."""
     script = (
-        "import json,sys,time,cv2,numpy as np\nfrom fer import FER\nd=FER()\nout={}\n"
+        "import json,sys,time,cv2,numpy as np\nfrom fer.fer import FER\nd=FER()\nout={}\n"
         "for name,path in json.loads(sys.argv[1]).items():\n"
         "  img=cv2.imread(path); d.detect_emotions(img); ts=[]\n"
         "  for _ in range(20):\n    t=time.perf_counter(); r=d.detect_emotions(img); ts.append(time.perf_counter()-t)\n"
