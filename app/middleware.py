@@ -59,8 +59,11 @@ class Guard:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 process_ms = f"{(time.perf_counter() - started) * 1000:.2f}".encode()
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()),
-                                      (b"x-process-ms", process_ms)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-process-ms", process_ms),
+                ]
             await send(message)
 
         async def refuse(code: int, error: str, message: str) -> None:
