@@ -107,4 +107,4 @@ def test_corrupting_a_real_jpeg_never_escapes(cut: int, flip: int) -> None:
         rgb = decode_image(bytes(data), LIMIT)
     except ServiceError:
         return  # a domain error is the other allowed outcome; anything else fails the test
-    assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
+    assert rgb.ndim == 3 and rgb.shape[2] == 3 and min(rgb.shape[:2]) >= 1 and rgb.dtype == np.uint8
