@@ -251,3 +251,9 @@ def test_many_multipart_parts_are_refused(client: TestClient) -> None:
 def test_too_many_files_in_a_batch_are_refused(client: TestClient, astronaut) -> None:
     files = [("files", (f"{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(17)]
     assert_error(client.post("/predict/batch", files=files), 400, "invalid_input")
+
+
+def test_a_photo_that_takes_too_long_gets_503(tiny_model: Path, astronaut) -> None:
+    for client in ready_client(Settings(model_dir=tiny_model, request_timeout_s=0.000001)):
+        assert_error(post_file(client, jpeg_bytes(astronaut)), 503, "overloaded")
+        assert client.get("/healthz").status_code == 200

@@ -16,7 +16,14 @@ from starlette.formparsers import MultiPartException
 
 from app.config import Settings
 from app.deps import ServicesDep, SettingsDep
-from app.errors import InvalidInput, InvalidParameters, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from app.errors import (
+    InvalidInput,
+    InvalidParameters,
+    Overloaded,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from app.images import decode_base64, decode_image
 from app.predictor import FaceEmotions
 from app.schemas import BatchItem, BatchPrediction, ErrorBody, ErrorDetail, Prediction
@@ -119,7 +126,13 @@ async def analyse(services: Services, data: bytes, options: Options) -> tuple[np
             rgb = decode_image(data, settings.max_pixels)
             return rgb, predictor.predict(rgb, options.threshold, options.min_size, options.max_faces)
 
-    rgb, results = await anyio.to_thread.run_sync(work)
+    try:
+        with anyio.fail_after(settings.request_timeout_s):
+            rgb, results = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+    except TimeoutError:
+        raise Overloaded(
+            f"the photo took longer than {settings.request_timeout_s:g} s to analyse", headers={"Retry-After": "5"}
+        ) from None
     services.metrics.faces.inc(len(results))
     return rgb, results
 
