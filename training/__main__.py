@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=["auto", "float32", "mixed"], default="auto")
     train.add_argument("--time-budget", type=float, dest="time_budget_min", help="minutes; fits the epochs to it")
     train.add_argument("--ferplus-mode", choices=["majority", "distribution"], default="majority")
+    train.add_argument(
+        "--augmentation",
+        choices=["full", "light", "none"],
+        default="full",
+        help="light: shifts by pad-and-crop instead of affine warps (fast on JAX/GPU)",
+    )
     train.add_argument("--no-export", action="store_true", help="stop after training (export later)")
     _export_args(train)
 

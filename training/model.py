@@ -47,25 +47,71 @@ def build_model(
     return keras.Model(inputs, outputs, name="emotion_resnet50")
 
 
-def build_augmentation(input_shape: tuple[int, int, int], seed: int) -> keras.Sequential:
-    """Random geometry and photometry for face crops; the layers are identity outside training."""
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.RandomFlip("horizontal", seed=seed),
+AUGMENTATIONS = ("full", "light", "none")
+
+
+@keras.saving.register_keras_serializable(package="emotion")
+class RandomShift(layers.Layer):
+    """Shifts the batch by up to ``pad`` pixels (reflect padding, then a crop): a translation without warping.
+
+    One offset per batch, drawn with a Keras seed generator; identity outside training.
+    """
+
+    def __init__(self, pad: int, seed: int | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.pad = pad
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images: keras.KerasTensor, training: bool = False) -> keras.KerasTensor:
+        if not training:
+            return images
+        p = self.pad
+        padded = keras.ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        start = keras.random.randint((2,), 0, 2 * p + 1, seed=self.seed_generator)
+        shape = keras.ops.shape(images)
+        return keras.ops.slice(padded, [0, start[0], start[1], 0], [shape[0], shape[1], shape[2], shape[3]])
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "pad": self.pad, "seed": self.seed}
+
+
+def build_augmentation(input_shape: tuple[int, int, int], seed: int, kind: str = "full") -> keras.Sequential:
+    """Random geometry and photometry for face crops; the layers are identity outside training.
+
+    ``full`` adds rotation, translation and zoom (interpolating affine warps); ``light`` shifts by padding and
+    random cropping instead, which stays cheap where warps are slow (JAX on GPUs: gather-based warps made a
+    training step minutes long on an H100); ``none`` trains on the crops as they are.
+    """
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {kind!r}")
+    height = input_shape[0]
+    steps: list[layers.Layer] = []
+    if kind != "none":
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if kind == "full":
+        steps += [
             layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1),
             layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2),
             layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed + 3),
+        ]
+    if kind == "light":
+        steps.append(RandomShift(max(1, height // 12), seed=seed + 2))
+    if kind != "none":
+        steps += [
             layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 4),
             layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 5),
             layers.RandomErasing(factor=0.5, scale=(0.02, 0.12), value_range=(0, 255), seed=seed + 6),
-        ],
-        name="augmentation",
-    )
+        ]
+    return keras.Sequential([keras.Input(input_shape), *steps], name="augmentation")
 
 
-def build_training_model(classifier: keras.Model, seed: int) -> keras.Model:
+def build_training_model(classifier: keras.Model, seed: int, augmentation: str = "full") -> keras.Model:
     """The classifier behind the augmentation layers; shares its weights."""
     shape = tuple(classifier.input_shape[1:])
     inputs = keras.Input(shape, name="image")
-    return keras.Model(inputs, classifier(build_augmentation(shape, seed)(inputs)), name="training_model")
+    augmented = build_augmentation(shape, seed, augmentation)(inputs)
+    return keras.Model(inputs, classifier(augmented), name="training_model")

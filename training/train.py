@@ -44,6 +44,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | float32 | mixed
     time_budget_min: float | None = None
     ferplus_mode: str = "majority"
+    augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
 
     @property
     def run_dir(self) -> Path:
@@ -171,7 +172,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         classifier = build_model(
             shape, len(EMOTIONS), network_size=cfg.network_size, weights=cfg.weights, dropout=cfg.dropout
         )
-        model = build_training_model(classifier, cfg.seed)
+        model = build_training_model(classifier, cfg.seed, cfg.augmentation)
         model.compile(
             optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),

@@ -9,7 +9,7 @@ export PYTHONPATH=/tmp/site KERAS_BACKEND=jax TRAINING_QUIET=1 PYTHONUNBUFFERED=
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz','wb'))"
 COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --learning-rate "${LR:-1e-3}" --weight-decay 0.05
-        --warmup-epochs 3 --label-smoothing 0.1 --dropout 0.3 --patience 1000 --no-export --epochs "${EPOCHS:-150}")
+        --warmup-epochs 3 --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3 --patience 1000 --no-export --epochs "${EPOCHS:-150}")
 python3 -m training train "${COMMON[@]}" --work-dir /tmp/runA --time-budget "${BUDGET_A:-3.5}" 2>&1 | tee /tmp/train_a.log | grep -v "^$" | tail -n 25
 python3 - <<'PY'
 import json; r = json.load(open("/tmp/runA/run.json")); print("A", r["validation"]["accuracy"], r["images_per_second"])
