@@ -9,6 +9,7 @@ Accuracy uses FER2013 val crops when ../shared/data/fer2013 exists (speed does n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,7 @@ def classifier_bench(model_dir: Path) -> list[dict[str, Any]]:
         for batch in (1, 8, 32):
             x = crops[:batch]
             clf.predict(x)
-            times = []
+            times: list[float] = []
             deadline = time.perf_counter() + 3
             while time.perf_counter() < deadline or len(times) < 5:
                 t = time.perf_counter()
@@ -84,50 +86,54 @@ def _val_crops() -> tuple[np.ndarray, np.ndarray | None]:
     return rng.integers(0, 255, (64, 48, 48), dtype=np.uint8), None
 
 
-def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, Any]:
-    port = 8765
+@contextlib.contextmanager
+def start_server(model_dir: Path, port: int = 8765) -> Iterator[tuple[str, int]]:
+    """A real uvicorn on 127.0.0.1 serving ``model_dir``; yields (url, pid) once /readyz answers 200."""
     env = {
         **os.environ,
         "EMOTION_MODEL_DIR": str(model_dir),
         "EMOTION_LOG_LEVEL": "warning",
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
+            if proc.poll() is not None:
+                raise RuntimeError("the server exited before it was ready")
             try:
                 if httpx.get(f"{url}/readyz").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, Any]:
+    started = time.perf_counter()
+    with start_server(model_dir) as (url, pid):
         result: dict[str, Any] = {"cold_start_to_ready_s": round(time.perf_counter() - started, 2), "runs": []}
         with httpx.Client(limits=httpx.Limits(max_connections=64)) as client:
             for name, photo in photos().items():
                 for concurrency in (1, 8, 32):
                     result["runs"].append(_load(client, url, name, photo, concurrency, requests_per_level))
-        result["peak_rss_mb"] = _peak_rss_mb(proc.pid)
+        result["peak_rss_mb"] = _peak_rss_mb(pid)
         return result
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def _load(client: httpx.Client, url: str, name: str, photo: bytes, concurrency: int, n: int) -> dict[str, Any]:
