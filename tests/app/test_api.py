@@ -71,8 +71,15 @@ def test_a_two_by_two_tiling_gives_four_faces(client: TestClient, astronaut) -> 
 
 
 def test_max_faces_keeps_the_best_ones(client: TestClient, astronaut) -> None:
-    faces = post_file(client, jpeg_bytes(np.tile(astronaut, (2, 2, 1))), max_faces=2).json()["faces"]
-    assert len(faces) == 2
+    response = post_file(client, jpeg_bytes(np.tile(astronaut, (2, 2, 1))), max_faces=2)
+    faces = response.json()["faces"]
+    assert len(faces) == 2 and faces[0]["score"] >= faces[1]["score"]
+
+
+def test_the_server_limit_caps_max_faces(tiny_model: Path, astronaut) -> None:
+    for capped in ready_client(Settings(model_dir=tiny_model, max_faces=3)):
+        faces = post_file(capped, jpeg_bytes(np.tile(astronaut, (2, 2, 1))), max_faces=100).json()["faces"]
+        assert len(faces) == 3
 
 
 def test_a_text_file_named_jpg_is_unsupported(client: TestClient) -> None:
@@ -110,7 +117,7 @@ def test_invalid_base64_is_400(client: TestClient) -> None:
         {"threshold": -0.1},
         {"min_face_size": 0},
         {"max_faces": 0},
-        {"max_faces": 11},
+        {"max_faces": 10_001},
         {"threshold": "high"},
     ],
 )

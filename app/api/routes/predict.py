@@ -18,7 +18,6 @@ from app.config import Settings
 from app.deps import ServicesDep, SettingsDep
 from app.errors import (
     InvalidInput,
-    InvalidParameters,
     Overloaded,
     PayloadTooLarge,
     ServiceError,
@@ -57,7 +56,7 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["image"],
-                    "properties": {"image": {"type": "string", "description": "base64 or data: URI"}},
+                    "properties": {"image": {"type": "string", "format": "byte", "description": "base64 or data: URI"}},
                 }
             },
         },
@@ -65,16 +64,16 @@ UPLOAD_BODY = {
 }
 Threshold = Annotated[float | None, Query(ge=0.0, le=1.0, description="face detection score threshold")]
 MinSize = Annotated[int | None, Query(ge=1, le=100_000, description="smallest face width in pixels")]
-MaxFaces = Annotated[int | None, Query(ge=1, le=10_000, description="most faces returned, best first")]
+MaxFaces = Annotated[
+    int | None, Query(ge=1, le=10_000, description="most faces returned, best first; capped at EMOTION_MAX_FACES")
+]
 
 
 class Options:
     def __init__(self, settings: Settings, threshold: float | None, min_size: int | None, max_faces: int | None):
-        if max_faces is not None and max_faces > settings.max_faces:
-            raise InvalidParameters(f"max_faces must be at most {settings.max_faces}, got {max_faces}")
         self.threshold = settings.detection_threshold if threshold is None else threshold
         self.min_size = settings.min_face_size if min_size is None else min_size
-        self.max_faces = max_faces or settings.max_faces
+        self.max_faces = min(max_faces or settings.max_faces, settings.max_faces)  # capped by the server
 
 
 async def read_image_bytes(request: Request, settings: Settings) -> bytes:
@@ -218,7 +217,9 @@ def draw(rgb: np.ndarray, results: list[FaceEmotions], fmt: str) -> bytes:
                     "schema": {
                         "type": "object",
                         "required": ["files"],
-                        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                        "properties": {
+                            "files": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}}
+                        },
                     }
                 }
             },
