@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     predictor = EmotionPredictor(
-        FaceDetector(), classifier.predict, classifier.class_names, classifier.input_size, settings.face_margin
+        FaceDetector(runtime=settings.detector_runtime),
+        classifier.predict,
+        classifier.class_names,
+        classifier.input_size,
+        settings.face_margin,
     )
     model = {
         "name": str(classifier.card.get("name")),

@@ -10,6 +10,8 @@ tiles so that faces down to ~24 px are found. Boxes from all passes are merged w
 from __future__ import annotations
 
 import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,21 +43,55 @@ def _anchors() -> np.ndarray:
 class FaceDetector:
     """Finds faces in RGB images; thread-safe (one network per thread, as cv2.dnn nets are not)."""
 
-    def __init__(self, nms_threshold: float = 0.3, tile_above: int = 640) -> None:
+    def __init__(self, nms_threshold: float = 0.3, tile_above: int = 640, runtime: str = "opencv") -> None:
+        if runtime not in ("opencv", "tflite"):
+            raise ValueError(f"detector runtime must be opencv or tflite, got {runtime!r}")
+        self.runtime = runtime
         self.model_path = str(MODEL_FILE)
         self.nms_threshold = nms_threshold
         self.tile_above = tile_above
         self.anchors = _anchors()
         self._local = threading.local()
 
-    def _net(self) -> cv2.dnn.Net:
-        net = getattr(self._local, "net", None)
-        if net is None:
-            # The classic engine exposes both outputs (boxes and scores); the new one only the first.
-            net = cv2.dnn.readNetFromTFLite(self.model_path, engine=cv2.dnn.ENGINE_CLASSIC)
-            net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-            self._local.net = net
-        return net
+    def _forward(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BlazeFace on one 192x192 RGB float canvas in [-1, 1] -> (regressors (2304, 16), logits (2304,))."""
+        forward = getattr(self._local, "forward", None)
+        if forward is None:
+            forward = self._local.forward = self._load_tflite() if self.runtime == "tflite" else self._load_opencv()
+        regressors, logits = forward(canvas)
+        return regressors.reshape(-1, 16), logits.reshape(-1)
+
+    def _load_opencv(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        # The classic engine exposes both outputs (boxes and scores); the new one only the first.
+        net = cv2.dnn.readNetFromTFLite(self.model_path, engine=cv2.dnn.ENGINE_CLASSIC)
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+
+        def forward(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            net.setInput(canvas.transpose(2, 0, 1)[None])
+            regressors, logits = net.forward(["reshaped_regressor_face_4", "reshaped_classifier_face_4"])
+            return regressors, logits
+
+        return forward
+
+    def _load_tflite(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        import tensorflow as tf  # the same TFLite runtime (XNNPACK) that serves the classifier
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to ai_edge_litert
+            interpreter = tf.lite.Interpreter(model_path=self.model_path, num_threads=1)
+        interpreter.allocate_tensors()
+        source = interpreter.get_input_details()[0]["index"]
+        outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+
+        def forward(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            interpreter.set_tensor(source, canvas[None])
+            interpreter.invoke()
+            return (
+                interpreter.get_tensor(outputs["reshaped_regressor_face_4"]),
+                interpreter.get_tensor(outputs["reshaped_classifier_face_4"]),
+            )
+
+        return forward
 
     def detect(self, rgb: np.ndarray, threshold: float = 0.5, min_size: int = 24) -> list[Face]:
         """Faces with score >= threshold and width >= min_size, best first, in the image's pixel coordinates."""
@@ -91,14 +127,11 @@ class FaceDetector:
         resized = cv2.resize(window, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         canvas = np.zeros((INPUT, INPUT, 3), np.float32)
         canvas[: resized.shape[0], : resized.shape[1]] = resized
-        blob = (canvas.transpose(2, 0, 1)[None] / 127.5 - 1.0).astype(np.float32)
-        net = self._net()
-        net.setInput(blob)
-        regressors, classificators = net.forward(["reshaped_regressor_face_4", "reshaped_classifier_face_4"])
-        logits = np.clip(classificators.reshape(-1), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
+        regressors, logits = self._forward((canvas / 127.5 - 1.0).astype(np.float32))
+        logits = np.clip(logits, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
         scores = 1 / (1 + np.exp(-logits))
         hits = np.flatnonzero(scores >= threshold)
-        raw = regressors.reshape(-1, 16)[hits, :4] / INPUT
+        raw = regressors[hits, :4] / INPUT
         centres = raw[:, :2] + self.anchors[hits]
         sizes = raw[:, 2:4]
         corners = (centres - sizes / 2) * side + (x0, y0)

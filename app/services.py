@@ -38,7 +38,7 @@ class Services:
         try:
             classifier = EmotionClassifier(s.model_dir, s.runtime)
             classifier.load()
-            detector = FaceDetector()
+            detector = FaceDetector(runtime=s.detector_runtime)
             batcher = DynamicBatcher(
                 classifier.predict,
                 s.batch_max_size,

@@ -1,0 +1,45 @@
+"""Face detection on real photos, through both runtimes of the same BlazeFace model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from app.detector import FaceDetector
+
+
+@pytest.fixture(scope="module", params=["opencv", "tflite"])
+def detector(request: pytest.FixtureRequest) -> FaceDetector:
+    return FaceDetector(runtime=request.param)
+
+
+def test_one_face_in_the_astronaut_photo(detector: FaceDetector, astronaut) -> None:
+    [face] = detector.detect(astronaut)
+    assert abs(face.x + face.width / 2 - 226) < 15 and abs(face.y + face.height / 2 - 121) < 15
+
+
+def test_small_faces_in_a_large_photo_are_found_by_the_tiles(detector: FaceDetector, astronaut) -> None:
+    photo = cv2.resize(np.tile(astronaut, (4, 4, 1)), (700, 700), interpolation=cv2.INTER_AREA)
+    faces = detector.detect(photo, min_size=24)
+    assert len(faces) >= 15  # sixteen faces of ~37 px each
+    assert all(28 <= f.width <= 45 for f in faces)
+
+
+def test_a_lone_32_pixel_face_in_a_large_photo_is_found(detector: FaceDetector, astronaut) -> None:
+    canvas = np.full((800, 800, 3), 200, np.uint8)
+    small = cv2.resize(astronaut, (153, 153), interpolation=cv2.INTER_AREA)  # the face is ~32 px wide
+    canvas[300:453, 300:453] = small
+    [face] = detector.detect(canvas, min_size=24)
+    assert 300 + 40 < face.x + face.width / 2 < 300 + 95
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
+def test_no_face_where_there_is_none(detector: FaceDetector, name: str) -> None:
+    assert detector.detect(getattr(data, name)()) == []
+
+
+def test_both_runtimes_give_the_same_boxes(astronaut) -> None:
+    photo = np.tile(astronaut, (2, 2, 1))
+    assert FaceDetector(runtime="opencv").detect(photo) == FaceDetector(runtime="tflite").detect(photo)
