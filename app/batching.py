@@ -27,11 +27,13 @@ class DynamicBatcher:
         max_wait_s: float,
         queue_size: int,
         on_batch: Callable[[int], None] | None = None,
+        busy: Callable[[], int] | None = None,
     ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
+        self.busy = busy  # requests in flight; a lone request never waits for company
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._serve, name="dynamic-batcher", daemon=True)
         self._thread.start()
@@ -53,7 +55,8 @@ class DynamicBatcher:
         while (first := self._jobs.get()) is not None:
             jobs = [first]
             size = len(first[0])
-            deadline = time.monotonic() + self.max_wait_s
+            wait = self.max_wait_s if self.busy is None or self.busy() > len(jobs) else 0.0
+            deadline = time.monotonic() + wait
             while size < self.max_batch:
                 try:
                     job = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))

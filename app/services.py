@@ -39,14 +39,15 @@ class Services:
             classifier = EmotionClassifier(s.model_dir, s.runtime)
             classifier.load()
             detector = FaceDetector(runtime=s.detector_runtime)
+            self.admission = Admission(s.queue_size)
             batcher = DynamicBatcher(
                 classifier.predict,
                 s.batch_max_size,
                 s.batch_max_wait_ms / 1000,
                 s.queue_size,
                 on_batch=self.metrics.batch_size.observe,
+                busy=lambda: self.admission.in_flight if self.admission else 0,
             )
-            self.admission = Admission(s.queue_size)
             self.batcher = batcher
             self.predictor = EmotionPredictor(
                 detector, batcher, classifier.class_names, classifier.input_size, s.face_margin

@@ -200,12 +200,18 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--fer-python", help="python of an environment with `fer` installed (OpenCV 4)")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--detector-runtime", choices=["opencv", "tflite"], help="EMOTION_DETECTOR_RUNTIME for the server"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
         "model_dir": str(args.model_dir),
     }
+    if args.detector_runtime:
+        os.environ["EMOTION_DETECTOR_RUNTIME"] = args.detector_runtime
+    report["detector_runtime"] = os.environ.get("EMOTION_DETECTOR_RUNTIME", "opencv")
     report["classifier"] = classifier_bench(args.model_dir)
     report["server"] = server_bench(args.model_dir, args.requests)
     if args.fer_python:

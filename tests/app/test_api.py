@@ -100,6 +100,12 @@ def test_missing_file_field_is_a_clear_error(client: TestClient) -> None:
     assert "'file'" in response.json()["error"]["message"]
 
 
+def test_an_empty_body_is_a_clear_error_and_the_next_request_works(client: TestClient, astronaut) -> None:
+    assert_error(client.post("/predict"), 415, "unsupported_media_type")
+    assert_error(client.post("/predict", content=b"", headers={"content-type": "image/jpeg"}), 400, "invalid_image")
+    assert post_file(client, jpeg_bytes(astronaut)).status_code == 200
+
+
 def test_wrong_content_type_is_415(client: TestClient) -> None:
     assert_error(
         client.post("/predict", content=b"hello", headers={"content-type": "text/plain"}), 415, "unsupported_media_type"
