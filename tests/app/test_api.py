@@ -157,6 +157,13 @@ def test_grayscale_and_rgba_photos_are_answered(client: TestClient, astronaut) -
         assert response.status_code == 200 and len(response.json()["faces"]) == 1
 
 
+@pytest.mark.parametrize("size", [(1, 1), (20000, 2), (2, 20000)])
+def test_degenerate_image_sizes_answer_without_faces(client: TestClient, size: tuple[int, int]) -> None:
+    response = post_file(client, jpeg_bytes(np.zeros((size[1], size[0], 3), np.uint8), "PNG"))
+    assert response.status_code == 200
+    assert response.json() == {**response.json(), "faces": [], "image": {"width": size[0], "height": size[1]}}
+
+
 def test_exif_rotation_is_applied_before_detection(client: TestClient, astronaut) -> None:
     rotated = Image.fromarray(np.rot90(astronaut, k=1))  # stored sideways, EXIF says "rotate back"
     exif = Image.Exif()
