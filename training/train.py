@@ -106,6 +106,12 @@ class EpochPlan(keras.callbacks.Callback):
         self.epoch_starts[epoch] = time.monotonic()
         self.model.optimizer.learning_rate.assign(self.rate(epoch))
 
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # A hard stop inside an epoch too: an epoch far slower than planned must not overrun the budget.
+        if self.budget_s is not None and time.monotonic() - self.started > self.budget_s * 1.05:
+            print(f"\ntime budget of {self.budget_s:.0f}s spent inside an epoch: stopping", flush=True)
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = self.rate(epoch)

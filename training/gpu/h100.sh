@@ -10,7 +10,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz','wb'))"
 COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --learning-rate "${LR:-1e-3}" --weight-decay 0.05
         --warmup-epochs 3 --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3 --patience 1000 --no-export --epochs "${EPOCHS:-150}")
-python3 -m training train "${COMMON[@]}" --work-dir /tmp/runA --time-budget "${BUDGET_A:-3.5}" 2>&1 | tee /tmp/train_a.log | grep -v "^$" | tail -n 25
+python3 -m training train "${COMMON[@]}" --work-dir /tmp/runA --time-budget "${BUDGET_A:-3.5}" 2>&1 | tee /tmp/train_a.log
 python3 - <<'PY'
 import json; r = json.load(open("/tmp/runA/run.json")); print("A", r["validation"]["accuracy"], r["images_per_second"])
 PY
@@ -20,7 +20,7 @@ if python3 -c "import json,sys; sys.exit(json.load(open('/tmp/runA/run.json'))['
   echo "A is good enough: done"; exit 0
 fi
 [ "${BUDGET_B:-0}" = 0 ] && exit 0
-python3 -m training train "${COMMON[@]}" --work-dir /tmp/runB --network-size "${NET_B:-80}" --time-budget "$BUDGET_B" 2>&1 | tee /tmp/train_b.log | grep -v "^$" | tail -n 25
+python3 -m training train "${COMMON[@]}" --work-dir /tmp/runB --network-size "${NET_B:-80}" --time-budget "$BUDGET_B" 2>&1 | tee /tmp/train_b.log
 python3 - <<'PY'
 import json, shutil, subprocess, os
 a, b = (json.load(open(f"/tmp/run{k}/run.json"))["validation"]["accuracy"] for k in "AB")
