@@ -22,7 +22,8 @@ ENV PYTHONUNBUFFERED=1 \
     PORT=8000 \
     WORKERS=1 \
     EMOTION_MODEL_DIR=/models/emotion \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MALLOC_ARENA_MAX=2
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=app:app model/ /models/

@@ -15,7 +15,7 @@ install: $(BIN)/activate
 	$(BIN)/pip install -q -e '.[cpu,dev]'
 
 serve: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=2 $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/ruff check app training tests benchmarks

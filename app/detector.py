@@ -11,6 +11,8 @@ searched on a downscaled copy. Boxes from all passes are merged with ``cv2.dnn.N
 
 from __future__ import annotations
 
+import os
+import queue
 import threading
 import warnings
 from collections.abc import Callable
@@ -79,7 +81,11 @@ def _cut_by_window(box: list[int], x0: int, y0: int, side: int, image_w: int, im
 
 
 class FaceDetector:
-    """Finds faces in RGB images; thread-safe (one network per thread, as cv2.dnn nets are not)."""
+    """Finds faces in RGB images; thread-safe.
+
+    Networks are not thread-safe, so each call borrows one from a small pool (one per CPU): memory stays flat
+    however many server threads call, and the cores are not oversubscribed.
+    """
 
     def __init__(self, nms_threshold: float = 0.3, runtime: str = "opencv", max_side: int = 1024) -> None:
         if runtime not in ("opencv", "tflite"):
@@ -89,14 +95,20 @@ class FaceDetector:
         self.nms_threshold = nms_threshold
         self.max_side = max_side
         self.anchors = _anchors()
-        self._local = threading.local()
+        self._idle: queue.LifoQueue[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     def _forward(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BlazeFace on one 192x192 RGB float canvas in [-1, 1] -> (regressors (2304, 16), logits (2304,))."""
-        forward = getattr(self._local, "forward", None)
-        if forward is None:
-            forward = self._local.forward = self._load_tflite() if self.runtime == "tflite" else self._load_opencv()
-        regressors, logits = forward(canvas)
+        with self._slots:
+            try:
+                forward = self._idle.get_nowait()
+            except queue.Empty:
+                forward = self._load_tflite() if self.runtime == "tflite" else self._load_opencv()
+            try:
+                regressors, logits = forward(canvas)
+            finally:
+                self._idle.put(forward)
         return regressors.reshape(-1, 16), logits.reshape(-1)
 
     def _load_opencv(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -90,6 +90,7 @@ def _val_crops() -> tuple[np.ndarray, np.ndarray | None]:
 def start_server(model_dir: Path, port: int = 8765) -> Iterator[tuple[str, int]]:
     """A real uvicorn on 127.0.0.1 serving ``model_dir``; yields (url, pid) once /readyz answers 200."""
     env = {
+        "MALLOC_ARENA_MAX": "2",  # as `make serve` and the image run it: glibc arenas otherwise grow per thread
         **os.environ,
         "EMOTION_MODEL_DIR": str(model_dir),
         "EMOTION_LOG_LEVEL": "warning",
