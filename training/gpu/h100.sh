@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recipe run on a lent GPU (Keras 3 on JAX; TensorFlow is absent there). Export happens back on a CPU
 # machine with TensorFlow: python -m training.gpu.pack unweights ... && python -m training export ...
-# Carried: .whl (keras + namex + optree wheels), .gpudata/fer2013.npz.xz (decoded FER2013 train + val).
+# Carried: .whl (keras + namex + optree wheels for Python 3.12, see the device README), .gpudata/fer2013.npz.xz
+# (decoded FER2013 train + val: python -m training.gpu.pack arrays ../shared/data/fer2013 .gpudata/fer2013.npz.xz).
 # Usage: OUT=dir BUDGET_A=min BUDGET_B=min training/gpu/h100.sh
 set -euo pipefail
 [ -n "${SKIP_PIP:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl

@@ -1,5 +1,7 @@
 """Move a dataset and trained weights to and from a lent GPU machine, within its transfer limits.
 
+    python -m training.gpu.pack arrays DATASET OUT.npz.xz      # decoded train+val splits, xz-compressed (~56 MiB
+                                                               # for FER2013: what h100.sh reads as .gpudata/)
     python -m training.gpu.pack dataset SRC_DIR OUT.npz       # files of a folder tree in one archive
     python -m training.gpu.pack unpack-dataset PACK.npz DEST   # ... and back into a folder tree
     python -m training.gpu.pack weights RUN_DIR OUT_DIR        # classifier.weights.h5 -> float16 parts
@@ -28,6 +30,20 @@ def pack_dataset(src: Path, out: Path) -> None:
         offsets=np.cumsum([0] + [len(b) for b in blobs]),
         blob=np.frombuffer(b"".join(blobs), dtype=np.uint8),
     )
+
+
+def pack_arrays(dataset: Path, out: Path) -> None:
+    import lzma
+    import tempfile
+
+    from training.data import load, save_arrays, splits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "arrays.npz"
+        save_arrays(plain, {split: load(dataset, split, 48) for split in sorted(splits(dataset) & {"train", "val"})})
+        with plain.open("rb") as src, lzma.open(out, "wb", preset=6) as dst:
+            while chunk := src.read(2**20):
+                dst.write(chunk)
 
 
 def unpack_dataset(pack: Path, dest: Path) -> None:
@@ -70,6 +86,10 @@ def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None)
 
 if __name__ == "__main__":
     verb, a, b = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    {"dataset": pack_dataset, "unpack-dataset": unpack_dataset, "weights": pack_weights, "unweights": unpack_weights}[
-        verb
-    ](a, b)
+    {
+        "arrays": pack_arrays,
+        "dataset": pack_dataset,
+        "unpack-dataset": unpack_dataset,
+        "weights": pack_weights,
+        "unweights": unpack_weights,
+    }[verb](a, b)
