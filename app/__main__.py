@@ -43,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         classifier.input_size,
         settings.face_margin,
     )
-    model = {
-        "name": str(classifier.card.get("name")),
-        "version": str(classifier.card.get("version")),
-        "runtime": classifier.runtime,
-    }
+    model = classifier.identity()
     status = 0
     for i, photo in enumerate(args.photos):
         try:

@@ -43,6 +43,10 @@ class EmotionClassifier:
     def input_size(self) -> int:
         return int(self.card["input"]["shape"][1])
 
+    def identity(self) -> dict[str, str]:
+        """Name, version and runtime, as every answer reports them."""
+        return {"name": str(self.card.get("name")), "version": str(self.card.get("version")), "runtime": self.runtime}
+
     def load(self) -> None:
         if not (self.model_dir / "model_card.json").is_file():  # a TF Serving base folder: serve its newest version
             versions = [p for p in self.model_dir.glob("*") if p.name.isdigit() and (p / "model_card.json").is_file()]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import anyio
 import cv2
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
@@ -76,6 +76,16 @@ class Options:
         self.max_faces = min(max_faces or settings.max_faces, settings.max_faces)  # capped by the server
 
 
+def request_options(
+    settings: SettingsDep, threshold: Threshold = None, min_face_size: MinSize = None, max_faces: MaxFaces = None
+) -> Options:
+    """The detection query options shared by every predict endpoint, defaults from the settings."""
+    return Options(settings, threshold, min_face_size, max_faces)
+
+
+OptionsDep = Annotated[Options, Depends(request_options)]
+
+
 async def read_image_bytes(request: Request, settings: Settings) -> bytes:
     """The photo from a multipart field ``file``, a JSON ``{"image": base64}`` body or a raw image body."""
     content_type = request.headers.get("content-type", "").lower()
@@ -138,11 +148,7 @@ async def analyse(services: Services, data: bytes, options: Options) -> tuple[np
 
 def model_json(services: Services) -> dict[str, str]:
     _, classifier, _ = services.require_ready()
-    return {
-        "name": str(classifier.card.get("name")),
-        "version": str(classifier.card.get("version")),
-        "runtime": classifier.runtime,
-    }
+    return classifier.identity()
 
 
 @router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=UPLOAD_BODY)
@@ -150,12 +156,9 @@ async def predict(
     request: Request,
     services: ServicesDep,
     settings: SettingsDep,
-    threshold: Threshold = None,
-    min_face_size: MinSize = None,
-    max_faces: MaxFaces = None,
+    options: OptionsDep,
 ) -> dict[str, Any]:
     """Every face in the photo with its box, detection score and emotion probabilities."""
-    options = Options(settings, threshold, min_face_size, max_faces)
     services.require_ready()
     rgb, results = await analyse(services, await read_image_bytes(request, settings), options)
     return {
@@ -175,13 +178,10 @@ async def predict_annotated(
     request: Request,
     services: ServicesDep,
     settings: SettingsDep,
+    options: OptionsDep,
     format: Annotated[str, Query(pattern="^(jpeg|png)$")] = "jpeg",
-    threshold: Threshold = None,
-    min_face_size: MinSize = None,
-    max_faces: MaxFaces = None,
 ) -> Response:
     """The photo back with each face's box and top emotion drawn on it."""
-    options = Options(settings, threshold, min_face_size, max_faces)
     services.require_ready()
     rgb, results = await analyse(services, await read_image_bytes(request, settings), options)
     encoded = await anyio.to_thread.run_sync(draw, rgb, results, format)
@@ -230,12 +230,9 @@ async def predict_batch(
     request: Request,
     services: ServicesDep,
     settings: SettingsDep,
-    threshold: Threshold = None,
-    min_face_size: MinSize = None,
-    max_faces: MaxFaces = None,
+    options: OptionsDep,
 ) -> dict[str, Any]:
     """Several photos (multipart fields ``files``): one result per file, in order; a bad file gets its own error."""
-    options = Options(settings, threshold, min_face_size, max_faces)
     services.require_ready()
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send multipart/form-data with one or more 'files' fields")
