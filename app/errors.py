@@ -73,7 +73,7 @@ def install_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             for e in exc.errors()  # no input echoed back
         )
-        return error_response(request, 422, "invalid_parameters", problems)
+        return error_response(request, InvalidParameters.status, InvalidParameters.code, problems)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -74,7 +74,7 @@ def export(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         (out / "model.tflite").write_bytes(converter.convert())
 
-    card = _card(name, out, record, size, flip_average, tflite)
+    card = _card(name, out, record, size, flip_average, tflite, _epochs_logged(run_dir / "log.csv"))
     val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
     if Path(val_path).exists():
         val = datasets.load(val_path, "val" if "val" in datasets.splits(val_path) else None, size)
@@ -92,11 +92,13 @@ def export(
     return out
 
 
-def _card(name: str, out: Path, record: dict[str, Any], size: int, flip: bool, tflite: bool) -> dict[str, Any]:
+def _card(
+    name: str, out: Path, record: dict[str, Any], size: int, flip: bool, tflite: bool, epochs_logged: int | None
+) -> dict[str, Any]:
     import tensorflow as tf
 
     cfg = record["config"]
-    epochs = _epochs_logged(Path(cfg["work_dir"] or "") / "log.csv") or record.get("epochs_this_session")
+    epochs = epochs_logged or record.get("epochs_this_session")
     return {
         "name": name,
         "version": out.name,
