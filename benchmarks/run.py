@@ -133,7 +133,7 @@ def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, An
             for name, photo in photos().items():
                 for concurrency in (1, 8, 32):
                     result["runs"].append(_load(client, url, name, photo, concurrency, requests_per_level))
-        result["peak_rss_mb"] = _peak_rss_mb(pid)
+        result["peak_rss_mb"] = memory_mb(pid)
         return result
 
 
@@ -165,10 +165,11 @@ def _load(client: httpx.Client, url: str, name: str, photo: bytes, concurrency: 
     }
 
 
-def _peak_rss_mb(pid: int) -> float | None:
+def memory_mb(pid: int, field: str = "VmHWM") -> float | None:
+    """A memory figure of a process from /proc (VmHWM: peak RSS, VmRSS: current RSS), in MB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None

@@ -19,7 +19,7 @@ import cv2
 import httpx
 import numpy as np
 
-from benchmarks.run import _peak_rss_mb, start_server
+from benchmarks.run import memory_mb, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,13 +40,6 @@ def cases() -> list[tuple[str, bytes, int, object]]:
         ("truncated", jpg(astronaut)[:500], 400, "invalid_image"),
         ("empty", b"", 400, "invalid_image"),
     ]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
@@ -89,11 +82,11 @@ def main() -> int:
         for t in threads:
             t.start()
         time.sleep(min(10, args.seconds / 6))
-        rss_start = rss_mb(pid)
+        rss_start = memory_mb(pid, "VmRSS") or float("nan")
         for t in threads:
             t.join()
-        rss_end = rss_mb(pid)
-        peak = _peak_rss_mb(pid)
+        rss_end = memory_mb(pid, "VmRSS") or float("nan")
+        peak = memory_mb(pid)
     growth = (rss_end - rss_start) / rss_start
     report = {
         **counts,

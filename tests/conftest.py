@@ -54,6 +54,23 @@ def jpeg_bytes(rgb: np.ndarray, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
+def train_command(data: Path, work_dir: Path, *options: str) -> list[str]:
+    """`python -m training train` on ``data`` into ``work_dir``, batch 16, plus ``options``."""
+    return [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "--data",
+        str(data),
+        "--work-dir",
+        str(work_dir),
+        "--batch-size",
+        "16",
+        *options,
+    ]
+
+
 @dataclass(frozen=True)
 class TinyTraining:
     data: Path
@@ -66,24 +83,7 @@ def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
     """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one."""
     base = tmp_path_factory.mktemp("tiny")
     data = write_image_folders(base / "data")
-    cmd = [
-        sys.executable,
-        "-m",
-        "training",
-        "train",
-        "--data",
-        str(data),
-        "--work-dir",
-        str(base / "run"),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--model-dir",
-        str(base / "models"),
-        "--version",
-        "1",
-    ]
+    cmd = train_command(data, base / "run", "--epochs", "1", "--model-dir", str(base / "models"), "--version", "1")
     result = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return TinyTraining(data, base / "run", base / "models" / "emotion" / "1")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import EMOTIONS, ENV, ROOT, TinyTraining, face_like, write_image_folders
+from tests.conftest import EMOTIONS, ENV, ROOT, TinyTraining, face_like, train_command, write_image_folders
 
 pytestmark = pytest.mark.slow
 
@@ -80,23 +80,7 @@ def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training:
 def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
     data = write_image_folders(tmp_path / "data", per_class=4, splits=("train",))
     work = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "training",
-        "train",
-        "--data",
-        str(data),
-        "--work-dir",
-        str(work),
-        "--epochs",
-        "4",
-        "--batch-size",
-        "16",
-        "--image-size",
-        "32",
-        "--no-export",
-    ]
+    cmd = train_command(data, work, "--epochs", "4", "--image-size", "32", "--no-export")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = work / "log.csv"
     deadline = time.monotonic() + 240
