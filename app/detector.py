@@ -16,6 +16,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,12 @@ class FaceDetector:
         self.anchors = _anchors()
         self._idle: queue.LifoQueue[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
+        # The windows of one photo are independent: spread them over the cores (a lone request with tiles then
+        # finishes ~cores times sooner; under load the pool simply queues them).
+        self._windows_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="detector")
+
+    def close(self) -> None:
+        self._windows_pool.shutdown(wait=False, cancel_futures=True)
 
     def _forward(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BlazeFace on one 192x192 RGB float canvas in [-1, 1] -> (regressors (2304, 16), logits (2304,))."""
@@ -152,10 +159,15 @@ class FaceDetector:
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        spans = windows(work.shape[0], work.shape[1], max(8, int(min_size * scale)))
+        found = (
+            self._windows_pool.map(lambda span: self._detect_window(work, *span, threshold), spans)
+            if len(spans) > 1
+            else [self._detect_window(work, *spans[0], threshold)]
+        )
         boxes: list[list[int]] = []
         scores: list[float] = []
-        for x0, y0, side in windows(work.shape[0], work.shape[1], max(8, int(min_size * scale))):
-            b, s = self._detect_window(work, x0, y0, side, threshold)
+        for b, s in found:
             boxes += b
             scores += s
         if not boxes:

@@ -70,3 +70,5 @@ class Services:
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
+        if self.predictor is not None:
+            self.predictor.detector.close()
