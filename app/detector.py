@@ -160,11 +160,11 @@ class FaceDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         spans = windows(work.shape[0], work.shape[1], max(8, int(min_size * scale)))
-        found = (
-            self._windows_pool.map(lambda span: self._detect_window(work, *span, threshold), spans)
-            if len(spans) > 1
-            else [self._detect_window(work, *spans[0], threshold)]
-        )
+
+        def search(span: tuple[int, int, int]) -> tuple[list[list[int]], list[float]]:
+            return self._detect_window(work, span[0], span[1], span[2], threshold)
+
+        found = self._windows_pool.map(search, spans) if len(spans) > 1 else [search(spans[0])]
         boxes: list[list[int]] = []
         scores: list[float] = []
         for b, s in found:
