@@ -63,6 +63,12 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="emotion")
     parser.add_argument("--version", type=int, help="default: one more than the newest present")
     parser.add_argument("--no-tflite", dest="tflite", action="store_false", help="skip the int8 TFLite variant")
+    parser.add_argument(
+        "--tflite-quantization",
+        choices=["dynamic", "int8"],
+        default="dynamic",
+        help="dynamic: int8 weights, float activations; int8: activations too, calibrated on training crops",
+    )
     parser.add_argument("--flip-average", action="store_true", help="average with the mirrored crop (2x compute)")
     parser.add_argument("--export-val-data", help="measure the exported runtimes on this set (default: the run's)")
 
@@ -104,6 +110,7 @@ def _export(args: argparse.Namespace) -> int:
         args.name,
         args.version,
         tflite=args.tflite,
+        quantization=args.tflite_quantization,
         flip_average=args.flip_average,
         val_data=args.export_val_data,
     )

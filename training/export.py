@@ -1,7 +1,7 @@
 """Package a training run for serving: SavedModel in TF Serving's layout, an int8 TFLite twin, and the model card.
 
 model/<name>/<version>/saved_model.pb, variables/   serving_default: uint8 image -> probabilities
-model/<name>/<version>/model.tflite                 dynamic-range int8, same signature (CPU fast path)
+model/<name>/<version>/model.tflite                 int8 (dynamic range or full), same signature (CPU fast path)
 model/<name>/<version>/model_card.json              the contract with the server and other clients
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 from training import data as datasets
 from training.labels import EMOTIONS
 
+CALIBRATION_CROPS = 500
 CROP_PREPROCESSING = (
     "face box widened by the detector margin, converted to grayscale, resized to SIZE x SIZE with area "
     "interpolation; uint8 pixels 0..255, no normalisation (the model normalises)"
@@ -37,6 +39,7 @@ def export(
     version: int | None = None,
     *,
     tflite: bool = True,
+    quantization: str = "dynamic",
     flip_average: bool = False,
     val_data: str | None = None,
 ) -> Path:
@@ -70,11 +73,11 @@ def export(
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     archive.write_out(str(out), verbose=False)
     if tflite:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(out), signature_keys=["serving_default"])
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        (out / "model.tflite").write_bytes(converter.convert())
+        (out / "model.tflite").write_bytes(_tflite(out, quantization, record))
 
     card = _card(name, out, record, size, flip_average, tflite, _epochs_logged(run_dir / "log.csv"))
+    if tflite:
+        card["runtimes"]["tflite_quantization"] = quantization
     val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
     if Path(val_path).exists():
         val = datasets.load(val_path, "val" if "val" in datasets.splits(val_path) else None, size)
@@ -90,6 +93,32 @@ def export(
         }
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
     return out
+
+
+def _tflite(saved_model: Path, quantization: str, record: dict[str, Any]) -> bytes:
+    """The SavedModel as TFLite with int8 weights; ``int8`` also quantizes activations, calibrated on up to
+    CALIBRATION_CROPS training crops (never on validation data)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8":
+        from training.train import TrainConfig, load_data
+
+        cfg = TrainConfig(**record["config"])
+        if not Path(cfg.data).exists():
+            raise FileNotFoundError(f"int8 calibration needs the training data, {cfg.data!r} is not there")
+        train, _ = load_data(cfg)  # the run's own training split
+        picks = np.random.default_rng(0).permutation(len(train))[:CALIBRATION_CROPS]
+
+        def calibration() -> Iterator[dict[str, np.ndarray]]:
+            for i in picks:
+                yield {"image": train.images[i : i + 1, ..., None]}
+
+        converter.representative_dataset = calibration
+    elif quantization != "dynamic":
+        raise ValueError(f"quantization must be dynamic or int8, got {quantization!r}")
+    return bytes(converter.convert())
 
 
 def _card(

@@ -48,6 +48,25 @@ def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTr
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def _quantized_tensors(model: Path) -> int:
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(model / "model.tflite"))
+    return sum(d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
+
+
+def test_int8_export_quantizes_activations_too(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    export = [sys.executable, "-m", "training", "export", "--work-dir", str(tiny_training.run)]
+    export += ["--model-dir", str(tmp_path), "--tflite-quantization", "int8"]
+    subprocess.run(export, cwd=ROOT, env=ENV, check=True, capture_output=True)
+    full = tmp_path / "emotion" / "1"
+    card = json.loads((full / "model_card.json").read_text())
+    assert card["runtimes"]["tflite_quantization"] == "int8"
+    assert 0 <= card["validation"]["tflite"]["accuracy"] <= 1
+    # Dynamic range quantizes the weights only; full int8 also every activation between them.
+    assert _quantized_tensors(full) > 2 * _quantized_tensors(tiny_training.model)
+
+
 def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training: TinyTraining, tmp_path: Path) -> None:
     result = subprocess.run(
         [
