@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model" / "emotion" / "1"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
@@ -50,7 +48,12 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = verbs.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a model")
     evaluate.add_argument("--data", required=True, help="image folders, .zip, fer2013.csv or FER+ folder")
-    evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model version folder")
+    evaluate.add_argument(
+        "--model",
+        type=Path,
+        help="model version folder, or a TF Serving base folder (its newest version); "
+        "default: the model the service serves (EMOTION_MODEL_DIR, else the newest under model/emotion)",
+    )
     evaluate.add_argument("--split", choices=["train", "val", "test"], help="only this split of the data")
     evaluate.add_argument("--runtime", choices=["savedmodel", "tflite"], default="savedmodel")
     evaluate.add_argument("--report-dir", type=Path, help="write report.json and confusion_matrix.png here")
@@ -119,9 +122,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, served_model
 
-    report = evaluate(args.data, args.model, split=args.split, runtime=args.runtime, report_dir=args.report_dir)
+    model = served_model(args.model)
+    report = evaluate(args.data, model, split=args.split, runtime=args.runtime, report_dir=args.report_dir)
     if args.json:
         print(json.dumps(report))
     else:

@@ -15,6 +15,18 @@ from training.labels import EMOTIONS
 from training.metrics import classification_report
 
 BATCH = 256
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "model" / "emotion"
+
+
+def served_model(model: Path | None) -> Path:
+    """A model version folder: ``model`` (a version folder or a TF Serving base folder), else the one the service
+    serves by default: EMOTION_MODEL_DIR, else the newest version under model/emotion."""
+    if model is None:
+        model = Path(os.environ["EMOTION_MODEL_DIR"]) if os.environ.get("EMOTION_MODEL_DIR") else SHIPPED_MODELS
+    if (model / "model_card.json").is_file():
+        return model
+    versions = [p for p in model.glob("*") if p.name.isdigit() and (p / "model_card.json").is_file()]
+    return max(versions, key=lambda p: int(p.name)) if versions else model
 
 
 def load_card(model_dir: Path) -> dict[str, Any]:
