@@ -98,6 +98,7 @@ class FaceDetector:
         self.anchors = _anchors()
         self._idle: queue.LifoQueue[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
+        self._loading = threading.Lock()
         # The windows of one photo are independent: spread them over the cores (a lone request with tiles then
         # finishes ~cores times sooner; under load the pool simply queues them).
         self._windows_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="detector")
@@ -111,7 +112,8 @@ class FaceDetector:
             try:
                 forward = self._idle.get_nowait()
             except queue.Empty:
-                forward = self._load_tflite() if self.runtime == "tflite" else self._load_opencv()
+                with self._loading:  # OpenCV's TFLite importer is not safe to run in two threads at once
+                    forward = self._load_tflite() if self.runtime == "tflite" else self._load_opencv()
             try:
                 regressors, logits = forward(canvas)
             finally:

@@ -52,3 +52,11 @@ def test_no_face_where_there_is_none(detector: FaceDetector, name: str) -> None:
 def test_both_runtimes_give_the_same_boxes(astronaut) -> None:
     photo = np.tile(astronaut, (2, 2, 1))
     assert FaceDetector(runtime="opencv").detect(photo) == FaceDetector(runtime="tflite").detect(photo)
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "tflite"])
+def test_a_fresh_detector_searches_the_tiles_of_its_first_photo_in_parallel(astronaut, runtime: str) -> None:
+    tiled = cv2.resize(np.tile(astronaut, (2, 2, 1)), (800, 800), interpolation=cv2.INTER_AREA)
+    for _ in range(4):  # each fresh detector loads its networks in the parallel window searches
+        faces = FaceDetector(runtime=runtime).detect(tiled, min_size=24)
+        assert len(faces) == 4
