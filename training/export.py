@@ -75,9 +75,8 @@ def export(
     if tflite:
         (out / "model.tflite").write_bytes(_tflite(out, quantization, record))
 
-    card = _card(name, out, record, size, flip_average, tflite, _epochs_logged(run_dir / "log.csv"))
-    if tflite:
-        card["runtimes"]["tflite_quantization"] = quantization
+    tflite_quantization = quantization if tflite else None
+    card = _card(name, out, record, size, flip_average, tflite_quantization, _epochs_logged(run_dir / "log.csv"))
     val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
     if Path(val_path).exists():
         val = datasets.load(val_path, "val" if "val" in datasets.splits(val_path) else None, size)
@@ -122,7 +121,13 @@ def _tflite(saved_model: Path, quantization: str, record: dict[str, Any]) -> byt
 
 
 def _card(
-    name: str, out: Path, record: dict[str, Any], size: int, flip: bool, tflite: bool, epochs_logged: int | None
+    name: str,
+    out: Path,
+    record: dict[str, Any],
+    size: int,
+    flip: bool,
+    tflite_quantization: str | None,
+    epochs_logged: int | None,
 ) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -148,7 +153,10 @@ def _card(
             "initial_weights": cfg["weights"] or "random",
             "flip_averaged": flip,
         },
-        "runtimes": {"savedmodel": ".", **({"tflite": "model.tflite"} if tflite else {})},
+        "runtimes": {
+            "savedmodel": ".",
+            **({"tflite": "model.tflite", "tflite_quantization": tflite_quantization} if tflite_quantization else {}),
+        },
         "hyperparameters": {k: v for k, v in cfg.items() if k not in ("data", "val_data", "work_dir")},
         "epochs": epochs,
         "data": record["data"],
