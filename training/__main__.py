@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
         default="full",
         help="light: shifts by pad-and-crop instead of affine warps (fast on JAX/GPU)",
     )
+    train.add_argument(
+        "--init-weights",
+        help="start from a finished run (its folder or classifier.weights.h5): continue or fine-tune it",
+    )
     train.add_argument("--no-export", action="store_true", help="stop after training (export later)")
     _export_args(train)
 

@@ -45,6 +45,7 @@ class TrainConfig:
     time_budget_min: float | None = None
     ferplus_mode: str = "majority"
     augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
+    init_weights: str | None = None  # a finished run's folder or a classifier .weights.h5 to start from
 
     @property
     def run_dir(self) -> Path:
@@ -67,6 +68,19 @@ def load_data(cfg: TrainConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
         train.images[train_idx], train.labels[train_idx], train.source, train.skipped, train.resized
     )
     return train, held_out
+
+
+def initial_weights(path: str) -> Path:
+    """The classifier weights a new run starts from: a run folder's classifier.weights.h5, or that file itself."""
+    candidate = Path(path).expanduser()
+    if candidate.is_dir():
+        candidate = candidate / "classifier.weights.h5"
+    if not candidate.is_file() or not candidate.name.endswith(".weights.h5"):
+        raise datasets.DataError(
+            f"--init-weights {path}: expected a training run folder holding classifier.weights.h5, "
+            "or a .weights.h5 file saved by a previous run"
+        )
+    return candidate
 
 
 def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
@@ -162,6 +176,7 @@ def predict(classifier: keras.Model, images: np.ndarray, tta_flip: bool, batch_s
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Fit, resume-safe; writes best weights, log, curves and run.json into the run directory."""
+    start_from = initial_weights(cfg.init_weights) if cfg.init_weights else None
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
@@ -178,6 +193,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         classifier = build_model(
             shape, len(EMOTIONS), network_size=cfg.network_size, weights=cfg.weights, dropout=cfg.dropout
         )
+        if start_from:
+            try:
+                classifier.load_weights(str(start_from))
+            except ValueError as exc:  # another architecture, image size or class count
+                raise datasets.DataError(f"--init-weights {cfg.init_weights} does not fit this model: {exc}") from exc
         model = build_training_model(classifier, cfg.seed, cfg.augmentation)
         model.compile(
             optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),

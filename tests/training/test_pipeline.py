@@ -115,3 +115,51 @@ def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
     assert epochs == ["0", "1", "2", "3"], "the second run must continue, not start again"
     record = json.loads((work / "run.json").read_text())
     assert record["epochs_this_session"] == 4 - len(epochs_before)
+
+
+def _kernels(weights_file: Path) -> dict[str, np.ndarray]:
+    """Every conv and dense kernel of a saved classifier (BatchNorm statistics move even at a zero learning rate)."""
+    import h5py
+
+    kernels: dict[str, np.ndarray] = {}
+
+    def keep(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset) and name.endswith("vars/0") and len(obj.shape) >= 2:
+            kernels[name] = obj[()]
+
+    with h5py.File(weights_file) as f:
+        f.visititems(keep)
+    return kernels
+
+
+def test_a_new_run_can_start_from_a_finished_runs_weights(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    finished = _kernels(tiny_training.run / "classifier.weights.h5")
+    frozen = ("--epochs", "1", "--learning-rate", "0", "--no-export")
+    continued, fresh = tmp_path / "continued", tmp_path / "fresh"
+    for work, start in ((continued, ("--init-weights", str(tiny_training.run))), (fresh, ())):
+        cmd = train_command(tiny_training.data, work, *frozen, *start)
+        result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert len(finished) > 50
+    after = _kernels(continued / "classifier.weights.h5")
+    assert after.keys() == finished.keys()
+    assert all(np.array_equal(after[name], finished[name]) for name in finished), "the run must start from them"
+    untouched = _kernels(fresh / "classifier.weights.h5")
+    assert not all(np.array_equal(untouched[name], finished[name]) for name in finished), "without, it starts anew"
+    assert json.loads((continued / "run.json").read_text())["config"]["init_weights"] == str(tiny_training.run)
+
+
+@pytest.mark.parametrize("source", ["missing", "not-weights", "best"])
+def test_init_weights_that_cannot_be_used_give_a_clear_error(
+    source: str, tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    path = {
+        "missing": tmp_path / "nowhere",
+        "not-weights": tiny_training.run / "run.json",
+        "best": tiny_training.run / "best.weights.h5",  # the training wrapper's weights, not the classifier's
+    }[source]
+    options = ("--epochs", "1", "--no-export", "--init-weights", str(path))
+    cmd = train_command(tiny_training.data, tmp_path / "run", *options)
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and f"--init-weights {path}" in result.stderr
