@@ -33,6 +33,19 @@ def test_the_export_is_a_tf_serving_layout_with_a_model_card(tiny_training: Tiny
     assert (tiny_training.run / "learning_curves.png").is_file()
 
 
+def test_the_savedmodel_stores_each_weight_once(tiny_training: TinyTraining) -> None:
+    """keras-team/keras#23553: tracking the model in the ExportArchive doubles the checkpoint (and its RAM)."""
+    import h5py
+    import tensorflow as tf
+
+    stored = tf.train.list_variables(str(tiny_training.model / "variables" / "variables"))
+    exported = sum(int(np.prod(shape)) for name, shape in stored if not name.startswith("_CHECKPOINT"))
+    trained: list[int] = []
+    with h5py.File(tiny_training.run / "classifier.weights.h5") as f:
+        f.visititems(lambda _, obj: trained.append(obj.size) if isinstance(obj, h5py.Dataset) else None)
+    assert exported == sum(trained) > 20_000_000
+
+
 def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTraining) -> None:
     import keras
     import tensorflow as tf
