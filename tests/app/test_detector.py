@@ -60,3 +60,15 @@ def test_a_fresh_detector_searches_the_tiles_of_its_first_photo_in_parallel(astr
     for _ in range(4):  # each fresh detector loads its networks in the parallel window searches
         faces = FaceDetector(runtime=runtime).detect(tiled, min_size=24)
         assert len(faces) == 4
+
+
+def test_a_lone_pass_on_all_cores_finds_what_the_one_core_networks_find(astronaut) -> None:
+    """The TFLite runtime gives a pass that runs alone a network spread over every core; same boxes either way."""
+    photo = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)  # one window, no tiles
+    detector = FaceDetector(runtime="tflite")
+    alone = detector.detect(photo)
+    assert detector._solo is not None, "a lone single-window photo should have used the all-core network"
+    pooled = FaceDetector(runtime="tflite")
+    with pooled._solo_free:  # held: every pass must borrow a one-thread network from the pool
+        assert pooled.detect(photo) == alone and pooled._solo is None
+    assert len(alone) == 1

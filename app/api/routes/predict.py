@@ -76,7 +76,7 @@ class Options:
         self.max_faces = min(max_faces or settings.max_faces, settings.max_faces)  # capped by the server
 
 
-def request_options(
+async def request_options(
     settings: SettingsDep, threshold: Threshold = None, min_face_size: MinSize = None, max_faces: MaxFaces = None
 ) -> Options:
     """The detection query options shared by every predict endpoint, defaults from the settings."""
