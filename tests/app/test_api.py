@@ -34,6 +34,15 @@ def test_healthz_answers_ok(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_ready_means_the_networks_are_loaded_and_the_startup_heap_is_frozen(tiny_model: Path) -> None:
+    import gc
+
+    for client in ready_client(Settings(model_dir=tiny_model, detector_runtime="tflite")):
+        detector = client.app.state.services.predictor.detector  # type: ignore[attr-defined]
+        assert detector._solo is not None and detector._idle.qsize() >= 1, "the first request must not load them"
+        assert gc.get_freeze_count() > 10_000, "TensorFlow's objects must not be walked by every full collection"
+
+
 def test_predict_finds_the_astronaut_with_seven_emotions_summing_to_one(client: TestClient, astronaut) -> None:
     response = post_file(client, jpeg_bytes(astronaut))
     assert response.status_code == 200
