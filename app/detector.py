@@ -69,6 +69,14 @@ def _starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * step) for i in range(count)]
 
 
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Downscale with anti-aliasing, fast: halve with a Gaussian pyramid while the ratio is 2 or more, then
+    bilinear for the rest (cv2.INTER_AREA at a non-integer ratio costs 0.8 ms for a 354 px tile, 2 ms at 640 px)."""
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.pyrDown(image)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def _cut_by_window(box: list[int], x0: int, y0: int, side: int, image_w: int, image_h: int) -> bool:
     """True when the box crosses an edge of the window that is not an edge of the photo."""
     x, y, w, h = box
@@ -189,7 +197,7 @@ class FaceDetector:
         work = rgb
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            work = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            work = shrink(rgb, *size)
         spans = windows(work.shape[0], work.shape[1], max(8, int(min_size * scale)))
 
         def search(span: tuple[int, int, int]) -> tuple[list[list[int]], list[float]]:
@@ -221,10 +229,12 @@ class FaceDetector:
         window = rgb[y0 : y0 + side, x0 : x0 + side]
         scale = INPUT / side
         h, w = window.shape[:2]
-        resized = cv2.resize(window, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        canvas = np.zeros((INPUT, INPUT, 3), np.float32)
-        canvas[: resized.shape[0], : resized.shape[1]] = resized
-        regressors, logits = self._forward((canvas / 127.5 - 1.0).astype(np.float32), spread)
+        resized = shrink(window, max(1, round(w * scale)), max(1, round(h * scale)))
+        canvas = np.full((INPUT, INPUT, 3), -1.0, np.float32)  # letterbox: black, in the network's [-1, 1]
+        fill = canvas[: resized.shape[0], : resized.shape[1]]
+        np.multiply(resized, 1 / 127.5, out=fill, casting="unsafe")
+        fill -= 1.0
+        regressors, logits = self._forward(canvas, spread)
         logits = np.clip(logits, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
         scores = 1 / (1 + np.exp(-logits))
         hits = np.flatnonzero(scores >= threshold)
