@@ -42,7 +42,7 @@ class Services:
             classifier = EmotionClassifier(s.model_dir, s.runtime)
             classifier.load()
             detector = FaceDetector(runtime=s.detector_runtime)
-            for side in (256, 1024):  # warm-up: loads the lone-pass network and the per-core ones (tiles)
+            for side in (256, 512):  # warm-up: one window loads the lone-pass network, 5 tiles the per-core ones
                 detector.detect(np.zeros((side, side, 3), np.uint8))
             self.admission = Admission(s.queue_size)
             batcher = DynamicBatcher(
