@@ -3,34 +3,33 @@
 # machine with TensorFlow: python -m training.gpu.pack unweights ... && python -m training export ...
 # Carried: .whl (keras + namex + optree wheels for Python 3.12, see the device README), .gpudata/fer2013.npz.xz
 # (decoded FER2013 train + val: python -m training.gpu.pack arrays ../shared/data/fer2013 .gpudata/fer2013.npz.xz).
-# Usage: OUT=dir BUDGET_A=min BUDGET_B=min training/gpu/h100.sh
-set -euo pipefail
-[ -n "${SKIP_PIP:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+#
+# One ResNet50 step at 48x48 keeps an H100 mostly idle (the step is bound by dispatch, not arithmetic), so the
+# recipe trains one run per network size side by side on the one GPU, each with the same time budget, and
+# ships the run with the best validation accuracy. Measured (README, docs/runs/fer2013-h100-64): sizes 48 / 64 / 80
+# at 1e-3 for 7 minutes gave 38.9 / 59.5 / 58.5 % on val; at 5e-4 the 80 px run reached 57.6 % in half the epochs.
+# Usage: OUT=dir BUDGET=minutes [SIZES="64 72 80"] [LR=5e-4] [HARD_STOP=seconds] training/gpu/h100.sh
+set -uo pipefail
+[ -n "${SKIP_PIP:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site KERAS_BACKEND=jax TRAINING_QUIET=1 PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU: memory as needed, not 75 % each
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz','wb'))"
-COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --learning-rate "${LR:-1e-3}" --weight-decay 0.05
-        --warmup-epochs 3 --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3 --patience 1000 --no-export --epochs "${EPOCHS:-150}")
-python3 -m training train "${COMMON[@]}" --work-dir /tmp/runA --time-budget "${BUDGET_A:-3.5}" 2>&1 | tee /tmp/train_a.log
-python3 - <<'PY'
-import json; r = json.load(open("/tmp/runA/run.json")); print("A", r["validation"]["accuracy"], r["images_per_second"])
-PY
-python3 -m training.gpu.pack weights /tmp/runA "$OUT"
-cp /tmp/runA/run.json "$OUT/run.json"; cp /tmp/runA/log.csv "$OUT/log.csv"
-if python3 -c "import json,sys; sys.exit(json.load(open('/tmp/runA/run.json'))['validation']['accuracy'] < ${ACCEPT:-0.665})"; then
-  echo "A is good enough: done"; exit 0
-fi
-[ "${BUDGET_B:-0}" = 0 ] && exit 0
-python3 -m training train "${COMMON[@]}" --work-dir /tmp/runB --network-size "${NET_B:-80}" --time-budget "$BUDGET_B" 2>&1 | tee /tmp/train_b.log
-python3 - <<'PY'
-import json, shutil, subprocess, os
-a, b = (json.load(open(f"/tmp/run{k}/run.json"))["validation"]["accuracy"] for k in "AB")
-print("A", a, "B", b)
-if b > a:
-    out = os.environ["OUT"]
-    for f in os.listdir(out):
-        if f.startswith("weights_part"): os.remove(os.path.join(out, f))
-    subprocess.run(["python3", "-m", "training.gpu.pack", "weights", "/tmp/runB", out], check=True)
-    shutil.copy("/tmp/runB/run.json", f"{out}/run.json"); shutil.copy("/tmp/runB/log.csv", f"{out}/log.csv")
-    print("shipping B")
-PY
+python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz','wb'))" || exit 1
+COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --learning-rate "${LR:-5e-4}" --weight-decay 0.05
+        --warmup-epochs "${WARMUP:-3}" --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3
+        --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}")
+runs=()
+for size in ${SIZES:-64 72 80}; do
+  rm -rf "/tmp/run$size"  # a machine kept warm between calls still holds the last call's runs
+  # a run that overruns its budget is stopped so the others still get packed
+  timeout "${HARD_STOP:-560}" python3 -m training train "${COMMON[@]}" --network-size "$size" \
+    --work-dir "/tmp/run$size" > "/tmp/train$size.log" 2>&1 &
+  runs+=("/tmp/run$size")
+done
+wait
+for run in "${runs[@]}"; do
+  echo "== $run"; grep -v -E "^\s*$|Epoch [0-9]+/" "/tmp/train${run#/tmp/run}.log" | tail -n 4
+  [ -f "$run/log.csv" ] && cut -d, -f1-6 "$run/log.csv" | tail -n 60 | paste -sd' '
+done | tee "$OUT/runs.txt"
+python3 -m training.gpu.pack best "$OUT" "${runs[@]}"

@@ -6,12 +6,15 @@
     python -m training.gpu.pack unpack-dataset PACK.npz DEST   # ... and back into a folder tree
     python -m training.gpu.pack weights RUN_DIR OUT_DIR        # classifier.weights.h5 -> float16 parts
     python -m training.gpu.pack unweights PARTS_DIR RUN_DIR    # float16 parts -> classifier.weights.h5
+    python -m training.gpu.pack best OUT_DIR RUN_DIR...        # the run with the best val accuracy -> OUT_DIR
 
 Weights travel as float16 (half the bytes, in parts of at most 15 MiB); ``evaluate`` measures what that costs.
 """
 
 from __future__ import annotations
 
+import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,9 +58,9 @@ def unpack_dataset(pack: Path, dest: Path) -> None:
             target.write_bytes(blob[offsets[i] : offsets[i + 1]].tobytes())
 
 
-def pack_weights(run_dir: Path, out_dir: Path) -> None:
+def pack_weights(run_dir: Path, out_dir: Path, name: str = "classifier.weights.h5") -> None:
     arrays: dict[str, np.ndarray] = {}
-    with h5py.File(run_dir / "classifier.weights.h5", "r") as f:
+    with h5py.File(run_dir / name, "r") as f:
         f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     part: dict[str, np.ndarray] = {}
@@ -84,12 +87,46 @@ def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None)
                     )
 
 
+def best_val_accuracy(run_dir: Path) -> float | None:
+    """The run's best epoch on validation, from its CSV log (also there when the run was cut short)."""
+    log = run_dir / "log.csv"
+    if not log.exists():
+        return None
+    with log.open() as f:
+        scores = [float(row["val_accuracy"]) for row in csv.DictReader(f) if row.get("val_accuracy")]
+    return max(scores, default=None)
+
+
+def pack_best(out_dir: Path, run_dirs: list[Path]) -> Path | None:
+    """Packs the weights, run.json and log.csv of the run whose best val accuracy is highest into ``out_dir``.
+
+    A finished run ships ``classifier.weights.h5``; a run stopped before it finished ships its best checkpoint
+    (the training model's ``best.weights.h5``, ``model.weights.h5`` once back), which ``export`` can't read yet.
+    """
+    scored = [(score, run) for run in run_dirs if (score := best_val_accuracy(run)) is not None]
+    for score, run in scored:
+        print(f"{run}: best val accuracy {score:.4f}", "(finished)" if (run / "run.json").exists() else "(cut short)")
+    if not scored:
+        print("no run finished an epoch")
+        return None
+    _, run = max(scored)
+    finished = (run / "classifier.weights.h5").exists()
+    pack_weights(run, out_dir, "classifier.weights.h5" if finished else "best.weights.h5")
+    for name in ("run.json", "log.csv"):
+        if (run / name).exists():
+            shutil.copy(run / name, out_dir / name)
+    print(f"packed {run} ({'classifier' if finished else 'training-model checkpoint'}) into {out_dir}")
+    return run
+
+
 if __name__ == "__main__":
-    verb, a, b = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    verb, a, rest = sys.argv[1], Path(sys.argv[2]), [Path(arg) for arg in sys.argv[3:]]
+    if verb == "best":
+        sys.exit(0 if pack_best(a, rest) else 1)
     {
         "arrays": pack_arrays,
         "dataset": pack_dataset,
         "unpack-dataset": unpack_dataset,
         "weights": pack_weights,
         "unweights": unpack_weights,
-    }[verb](a, b)
+    }[verb](a, rest[0])

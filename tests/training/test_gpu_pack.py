@@ -1,0 +1,86 @@
+"""training.gpu.pack: weights travel to and from the lent GPU as float16 parts; the best of several runs ships."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from training.gpu import pack
+
+
+def write_weights(path: Path, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "layers/conv/vars/0": rng.normal(size=(3, 3, 3, 8)).astype(np.float32),
+        "layers/dense/vars/1": rng.normal(size=(7,)).astype(np.float32),
+        "optimizer/iterations": np.array(42, dtype=np.int64),
+    }
+    with h5py.File(path, "w") as f:
+        for name, value in arrays.items():
+            f.create_dataset(name, data=value)
+    return arrays
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def write_run(run: Path, val_accuracies: list[float], finished: bool, seed: int) -> dict[str, np.ndarray]:
+    run.mkdir(parents=True)
+    rows = "".join(f"{i},0.5,0.001,1.2,{acc},1.3\n" for i, acc in enumerate(val_accuracies))
+    (run / "log.csv").write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n" + rows)
+    if finished:
+        (run / "run.json").write_text(json.dumps({"validation": {"accuracy": max(val_accuracies)}}))
+    return write_weights(run / ("classifier.weights.h5" if finished else "best.weights.h5"), seed)
+
+
+def test_weights_round_trip_as_float16_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = write_weights(tmp_path / "classifier.weights.h5", seed=0)
+    monkeypatch.setattr(pack, "PART_BYTES", 100)  # force several parts
+    pack.pack_weights(tmp_path, tmp_path / "parts")
+    parts = sorted((tmp_path / "parts").glob("weights_part*.npz"))
+    assert len(parts) >= 2
+    pack.unpack_weights(tmp_path / "parts", tmp_path / "back")
+    restored = read_weights(tmp_path / "back" / "classifier.weights.h5")
+    assert restored.keys() == original.keys()
+    for name, value in original.items():
+        assert restored[name].dtype == value.dtype
+        np.testing.assert_allclose(restored[name], value, rtol=1e-3, atol=1e-3)  # float16 on the way
+    assert restored["optimizer/iterations"] == 42
+
+
+def test_best_run_is_packed_with_its_record(tmp_path: Path) -> None:
+    write_run(tmp_path / "run48", [0.30, 0.39, 0.38], finished=True, seed=1)
+    best = write_run(tmp_path / "run64", [0.40, 0.595, 0.59], finished=True, seed=2)
+    write_run(tmp_path / "run80", [0.45, 0.585], finished=True, seed=3)
+    out = tmp_path / "out"
+    assert pack.pack_best(out, [tmp_path / "run48", tmp_path / "run64", tmp_path / "run80"]) == tmp_path / "run64"
+    assert json.loads((out / "run.json").read_text())["validation"]["accuracy"] == 0.595
+    assert (out / "log.csv").read_text() == (tmp_path / "run64" / "log.csv").read_text()
+    pack.unpack_weights(out, tmp_path / "back")
+    restored = read_weights(tmp_path / "back" / "classifier.weights.h5")
+    np.testing.assert_allclose(restored["layers/conv/vars/0"], best["layers/conv/vars/0"], atol=1e-3)
+
+
+def test_a_run_cut_short_ships_its_best_checkpoint(tmp_path: Path) -> None:
+    write_run(tmp_path / "done", [0.50], finished=True, seed=1)
+    checkpoint = write_run(tmp_path / "cut", [0.55, 0.60], finished=False, seed=2)
+    out = tmp_path / "out"
+    assert pack.pack_best(out, [tmp_path / "done", tmp_path / "cut"]) == tmp_path / "cut"
+    assert not (out / "run.json").exists()
+    pack.unpack_weights(out, tmp_path / "back")
+    restored = read_weights(tmp_path / "back" / "classifier.weights.h5")
+    np.testing.assert_allclose(restored["layers/dense/vars/1"], checkpoint["layers/dense/vars/1"], atol=1e-3)
+
+
+def test_no_finished_epoch_packs_nothing(tmp_path: Path) -> None:
+    (tmp_path / "crashed").mkdir()
+    assert pack.pack_best(tmp_path / "out", [tmp_path / "crashed", tmp_path / "missing"]) is None
+    assert not (tmp_path / "out").exists()
