@@ -178,3 +178,16 @@ def test_init_weights_that_cannot_be_used_give_a_clear_error(
     result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and f"--init-weights {path}" in result.stderr
+
+
+def test_int8_is_rejected_when_it_loses_accuracy_on_enough_crops() -> None:
+    from training.export import INT8_CHECK_MIN_CROPS, INT8_MAX_LOSS, int8_acceptable
+
+    def validation(savedmodel: float, tflite: float, n: int = 3589) -> dict[str, dict[str, float]]:
+        return {"savedmodel": {"accuracy": savedmodel, "n": n}, "tflite": {"accuracy": tflite, "n": n}}
+
+    assert int8_acceptable(validation(0.595, 0.5954))  # the shipped model's dynamic-range twin
+    assert int8_acceptable(validation(0.595, 0.595 - INT8_MAX_LOSS + 0.001))
+    assert not int8_acceptable(validation(0.4394, 0.152))  # the broken int8 export of the 48 px CPU model
+    assert not int8_acceptable(validation(0.595, 0.595 - INT8_MAX_LOSS - 0.001))
+    assert int8_acceptable(validation(0.5, 0.2, n=INT8_CHECK_MIN_CROPS - 1))  # too few crops to judge
