@@ -33,6 +33,6 @@ done
 wait
 for run in "${runs[@]}"; do
   echo "== $run"; grep -v -E "^\s*$|Epoch [0-9]+/" "$run.log" | tail -n 4
-  [ -f "$run/log.csv" ] && cut -d, -f1-6 "$run/log.csv" | tail -n 60 | paste -sd' '
+  [ -f "$run/log.csv" ] && cut -d, -f1-6 "$run/log.csv" | tr -d '\r' | tail -n 80
 done | tee "$OUT/runs.txt"
 python3 -m training.gpu.pack best "$OUT" "${runs[@]}"
