@@ -54,6 +54,21 @@ def jpeg_bytes(rgb: np.ndarray, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
+def read_weights(weights_file: Path) -> dict[str, np.ndarray]:
+    """Every array in a Keras .weights.h5 file, by its path in the file."""
+    import h5py
+
+    arrays: dict[str, np.ndarray] = {}
+
+    def keep(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset):
+            arrays[name] = obj[()]
+
+    with h5py.File(weights_file, "r") as f:
+        f.visititems(keep)
+    return arrays
+
+
 def train_command(data: Path, work_dir: Path, *options: str) -> list[str]:
     """`python -m training train` on ``data`` into ``work_dir``, batch 16, plus ``options``."""
     return [

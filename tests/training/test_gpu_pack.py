@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.conftest import read_weights
 from training.gpu import pack
 
 
@@ -23,13 +24,6 @@ def write_weights(path: Path, seed: int) -> dict[str, np.ndarray]:
         for name, value in arrays.items():
             f.create_dataset(name, data=value)
     return arrays
-
-
-def read_weights(path: Path) -> dict[str, np.ndarray]:
-    found: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return found
 
 
 def write_run(run: Path, val_accuracies: list[float], finished: bool, seed: int) -> dict[str, np.ndarray]:

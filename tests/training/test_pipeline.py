@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import EMOTIONS, ENV, ROOT, TinyTraining, face_like, train_command, write_image_folders
+from tests.conftest import (
+    EMOTIONS,
+    ENV,
+    ROOT,
+    TinyTraining,
+    face_like,
+    read_weights,
+    train_command,
+    write_image_folders,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,28 +42,13 @@ def test_the_export_is_a_tf_serving_layout_with_a_model_card(tiny_training: Tiny
     assert (tiny_training.run / "learning_curves.png").is_file()
 
 
-def _weights(weights_file: Path) -> dict[str, np.ndarray]:
-    """Every array in a Keras .weights.h5 file, by its path in the file."""
-    import h5py
-
-    arrays: dict[str, np.ndarray] = {}
-
-    def keep(name: str, obj: object) -> None:
-        if isinstance(obj, h5py.Dataset):
-            arrays[name] = obj[()]
-
-    with h5py.File(weights_file) as f:
-        f.visititems(keep)
-    return arrays
-
-
 def test_the_savedmodel_stores_each_weight_once(tiny_training: TinyTraining) -> None:
     """keras-team/keras#23553: tracking the model in the ExportArchive doubles the checkpoint (and its RAM)."""
     import tensorflow as tf
 
     stored = tf.train.list_variables(str(tiny_training.model / "variables" / "variables"))
     exported = sum(int(np.prod(shape)) for name, shape in stored if not name.startswith("_CHECKPOINT"))
-    trained = _weights(tiny_training.run / "classifier.weights.h5")
+    trained = read_weights(tiny_training.run / "classifier.weights.h5")
     assert exported == sum(w.size for w in trained.values()) > 20_000_000
 
 
@@ -144,7 +138,7 @@ def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
 
 def _kernels(weights_file: Path) -> dict[str, np.ndarray]:
     """Every conv and dense kernel of a saved classifier (BatchNorm statistics move even at a zero learning rate)."""
-    return {name: w for name, w in _weights(weights_file).items() if name.endswith("vars/0") and w.ndim >= 2}
+    return {name: w for name, w in read_weights(weights_file).items() if name.endswith("vars/0") and w.ndim >= 2}
 
 
 def test_a_new_run_can_start_from_a_finished_runs_weights(tiny_training: TinyTraining, tmp_path: Path) -> None:

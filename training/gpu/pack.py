@@ -100,8 +100,9 @@ def best_val_accuracy(run_dir: Path) -> float | None:
 def pack_best(out_dir: Path, run_dirs: list[Path]) -> Path | None:
     """Packs the weights, run.json and log.csv of the run whose best val accuracy is highest into ``out_dir``.
 
-    A finished run ships ``classifier.weights.h5``; a run stopped before it finished ships its best checkpoint
-    (the training model's ``best.weights.h5``, ``model.weights.h5`` once back), which ``export`` can't read yet.
+    A finished run ships ``classifier.weights.h5``; a run stopped before it finished ships its best checkpoint,
+    ``best.weights.h5``, which holds the training model (augmentation + classifier): ``unweights`` still writes it
+    as ``classifier.weights.h5``, and ``export`` can't read that layout yet.
     """
     scored = [(score, run) for run in run_dirs if (score := best_val_accuracy(run)) is not None]
     for score, run in scored:
