@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+import anyio
 import numpy as np
 
 from app.batching import Admission, DynamicBatcher
@@ -28,6 +29,7 @@ class Services:
     predictor: EmotionPredictor | None = None
     batcher: DynamicBatcher | None = None
     admission: Admission | None = None
+    analysis: anyio.CapacityLimiter | None = None  # made in the lifespan: it belongs to the event loop
     load_error: str | None = None
 
     def start_loading(self) -> threading.Thread:
@@ -51,7 +53,7 @@ class Services:
                 s.batch_max_wait_ms / 1000,
                 s.queue_size,
                 on_batch=self.metrics.batch_size.observe,
-                busy=lambda: self.admission.in_flight if self.admission else 0,
+                busy=lambda: self.analysis.borrowed_tokens if self.analysis else 1,
             )
             self.batcher = batcher
             self.predictor = EmotionPredictor(

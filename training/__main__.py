@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--init-weights",
-        help="start from a finished run (its folder or classifier.weights.h5): continue or fine-tune it",
+        help="start from a finished run (its folder or classifier.weights.h5) or an exported model version folder "
+        "(e.g. model/emotion/2): continue or fine-tune it",
     )
     train.add_argument("--no-export", action="store_true", help="stop after training (export later)")
     _export_args(train)

@@ -45,7 +45,7 @@ class TrainConfig:
     time_budget_min: float | None = None
     ferplus_mode: str = "majority"
     augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
-    init_weights: str | None = None  # a finished run's folder or a classifier .weights.h5 to start from
+    init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
 
     @property
     def run_dir(self) -> Path:
@@ -71,16 +71,55 @@ def load_data(cfg: TrainConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
 
 
 def initial_weights(path: str) -> Path:
-    """The classifier weights a new run starts from: a run folder's classifier.weights.h5, or that file itself."""
+    """What a new run starts from: a run folder's classifier.weights.h5, that file itself, or an exported model
+    version folder (saved_model.pb + variables/, e.g. model/emotion/2, the shipped model)."""
     candidate = Path(path).expanduser()
+    if (candidate / "saved_model.pb").is_file():
+        return candidate
     if candidate.is_dir():
         candidate = candidate / "classifier.weights.h5"
     if not candidate.is_file() or not candidate.name.endswith(".weights.h5"):
         raise datasets.DataError(
             f"--init-weights {path}: expected a training run folder holding classifier.weights.h5, "
-            "or a .weights.h5 file saved by a previous run"
+            "a .weights.h5 file saved by a previous run, or an exported model folder holding saved_model.pb"
         )
     return candidate
+
+
+def load_initial_weights(classifier: keras.Model, source: Path) -> None:
+    """Sets ``classifier``'s weights from ``source`` (see initial_weights); a model of another shape is refused."""
+    if source.is_file():
+        try:
+            classifier.load_weights(str(source))
+        except ValueError as exc:  # another architecture, image size or class count
+            raise datasets.DataError(f"--init-weights {source} does not fit this model: {exc}") from exc
+        return
+    exported = exported_variables(source)
+    for weight in classifier.weights:
+        value = exported.get(weight.path)
+        if value is None:
+            raise datasets.DataError(f"--init-weights {source}: the exported model has no variable {weight.path}")
+        if tuple(value.shape) != tuple(weight.shape):
+            raise datasets.DataError(
+                f"--init-weights {source} does not fit this model: {weight.path} is {tuple(value.shape)} there "
+                f"and {tuple(weight.shape)} here (check --image-size, --network-size and the class count)"
+            )
+        weight.assign(value)
+
+
+def exported_variables(folder: Path) -> dict[str, np.ndarray]:
+    """An exported SavedModel's variables by Keras path (``conv1_conv/kernel``); needs TensorFlow."""
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise datasets.DataError(
+            f"--init-weights {folder}: reading an exported SavedModel needs TensorFlow; on another backend "
+            "start from a run folder's classifier.weights.h5"
+        ) from exc
+    # The export tracks exactly the variables its serving function captures (training.export), named as in Keras.
+    # The function holds weak references only: keep the loaded object alive while reading.
+    loaded = tf.saved_model.load(str(folder))
+    return {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
 
 
 def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
@@ -194,10 +233,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             shape, len(EMOTIONS), network_size=cfg.network_size, weights=cfg.weights, dropout=cfg.dropout
         )
         if start_from:
-            try:
-                classifier.load_weights(str(start_from))
-            except ValueError as exc:  # another architecture, image size or class count
-                raise datasets.DataError(f"--init-weights {cfg.init_weights} does not fit this model: {exc}") from exc
+            load_initial_weights(classifier, start_from)
         model = build_training_model(classifier, cfg.seed, cfg.augmentation)
         model.compile(
             optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),

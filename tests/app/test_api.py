@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
+import time
 import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -286,3 +290,46 @@ def test_a_photo_that_takes_too_long_gets_503(tiny_model: Path, astronaut) -> No
     for client in ready_client(Settings(model_dir=tiny_model, request_timeout_s=0.000001)):
         assert_error(post_file(client, jpeg_bytes(astronaut)), 503, "overloaded")
         assert client.get("/healthz").status_code == 200
+
+
+class HeldAnalysis:
+    """Stands in for the predictor's ``predict``: every photo waits at a gate; counts how many run at once."""
+
+    def __init__(self, predict: Callable[..., object]) -> None:
+        self.predict, self.gate = predict, threading.Event()
+        self.running = self.most = 0
+
+    def __call__(self, *args: object) -> object:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        self.gate.wait(30)
+        try:
+            return self.predict(*args)
+        finally:
+            self.running -= 1
+
+
+def test_photos_past_the_queue_get_503_while_the_admitted_ones_are_answered_one_at_a_time(
+    tiny_model: Path, astronaut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = jpeg_bytes(astronaut)
+    for client in ready_client(Settings(model_dir=tiny_model, queue_size=2, analysis_concurrency=1)):
+        services = client.app.state.services  # type: ignore[attr-defined]
+        held = HeldAnalysis(services.predictor.predict)
+        monkeypatch.setattr(services.predictor, "predict", held)
+        with ThreadPoolExecutor(2) as pool:
+            admitted = [pool.submit(post_file, client, photo) for _ in range(2)]
+            deadline = time.monotonic() + 30
+            while services.admission.in_flight < 2:  # both admitted: one analysed, one waiting for its turn
+                assert time.monotonic() < deadline, "waiting photos must count against the queue"
+                time.sleep(0.01)
+            refused = post_file(client, photo)
+            assert_error(refused, 503, "overloaded")
+            assert refused.headers["retry-after"] == "1"
+            held.gate.set()
+            answers = [future.result(timeout=60) for future in admitted]
+        assert [a.status_code for a in answers] == [200, 200]
+        assert all(len(a.json()["faces"]) == 1 for a in answers)
+        assert held.most == 1, "analysis_concurrency=1 must analyse one photo at a time"
+        assert services.admission.in_flight == 0
+        assert post_file(client, photo).status_code == 200, "the queue must drain"

@@ -141,11 +141,15 @@ def _kernels(weights_file: Path) -> dict[str, np.ndarray]:
     return {name: w for name, w in read_weights(weights_file).items() if name.endswith("vars/0") and w.ndim >= 2}
 
 
-def test_a_new_run_can_start_from_a_finished_runs_weights(tiny_training: TinyTraining, tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["run", "exported"])
+def test_a_new_run_can_start_from_a_finished_runs_weights(
+    source: str, tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    start_from = tiny_training.run if source == "run" else tiny_training.model  # the exported SavedModel folder
     finished = _kernels(tiny_training.run / "classifier.weights.h5")
     frozen = ("--epochs", "1", "--learning-rate", "0", "--no-export")
     continued, fresh = tmp_path / "continued", tmp_path / "fresh"
-    for work, start in ((continued, ("--init-weights", str(tiny_training.run))), (fresh, ())):
+    for work, start in ((continued, ("--init-weights", str(start_from))), (fresh, ())):
         cmd = train_command(tiny_training.data, work, *frozen, *start)
         result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -155,7 +159,7 @@ def test_a_new_run_can_start_from_a_finished_runs_weights(tiny_training: TinyTra
     assert all(np.array_equal(after[name], finished[name]) for name in finished), "the run must start from them"
     untouched = _kernels(fresh / "classifier.weights.h5")
     assert not all(np.array_equal(untouched[name], finished[name]) for name in finished), "without, it starts anew"
-    assert json.loads((continued / "run.json").read_text())["config"]["init_weights"] == str(tiny_training.run)
+    assert json.loads((continued / "run.json").read_text())["config"]["init_weights"] == str(start_from)
 
 
 @pytest.mark.parametrize("source", ["missing", "not-weights", "best"])

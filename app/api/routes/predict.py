@@ -131,13 +131,14 @@ async def analyse(services: Services, data: bytes, options: Options) -> tuple[np
     settings = services.settings
 
     def work() -> tuple[np.ndarray, list[FaceEmotions]]:
-        with admission:
-            rgb = decode_image(data, settings.max_pixels)
-            return rgb, predictor.predict(rgb, options.threshold, options.min_size, options.max_faces)
+        rgb = decode_image(data, settings.max_pixels)
+        return rgb, predictor.predict(rgb, options.threshold, options.min_size, options.max_faces)
 
+    # Admission counts the photos waiting for an analysis slot too, so the queue bound holds; the slots are
+    # handed out first come, first served (see Settings.analysis_concurrency).
     try:
-        with anyio.fail_after(settings.request_timeout_s):
-            rgb, results = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        with admission, anyio.fail_after(settings.request_timeout_s):
+            rgb, results = await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=services.analysis)
     except TimeoutError:
         raise Overloaded(
             f"the photo took longer than {settings.request_timeout_s:g} s to analyse", headers={"Retry-After": "5"}
