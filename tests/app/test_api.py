@@ -144,6 +144,17 @@ def test_out_of_range_parameters_are_422(client: TestClient, params: dict[str, o
     assert_error(post_file(client, jpeg_bytes(astronaut), **params), 422, "invalid_parameters")
 
 
+@pytest.mark.parametrize("path", ["/predict", "/predict/annotated", "/predict/batch"])
+def test_a_misspelt_query_parameter_is_422_naming_the_accepted_ones(client: TestClient, path: str, astronaut) -> None:
+    field = "files" if path == "/predict/batch" else "file"
+    files = {field: ("a.jpg", jpeg_bytes(astronaut), "image/jpeg")}
+    response = client.post(path, files=files, params={"min_size": 48})
+    assert_error(response, 422, "invalid_parameters")
+    message = response.json()["error"]["message"]
+    assert "min_size" in message and "min_face_size" in message
+    assert client.post(path, files=files, params={"min_face_size": 48}).status_code == 200
+
+
 def test_an_upload_over_the_limit_is_413(client: TestClient) -> None:
     assert_error(post_file(client, b"\xff\xd8\xff" + bytes(3 * 2**20)), 413, "payload_too_large")
 

@@ -10,7 +10,9 @@ import anyio
 import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
@@ -18,6 +20,7 @@ from app.config import Settings
 from app.deps import ServicesDep, SettingsDep
 from app.errors import (
     InvalidInput,
+    InvalidParameters,
     Overloaded,
     PayloadTooLarge,
     ServiceError,
@@ -77,10 +80,36 @@ class Options:
 
 
 async def request_options(
-    settings: SettingsDep, threshold: Threshold = None, min_face_size: MinSize = None, max_faces: MaxFaces = None
+    request: Request,
+    settings: SettingsDep,
+    threshold: Threshold = None,
+    min_face_size: MinSize = None,
+    max_faces: MaxFaces = None,
 ) -> Options:
     """The detection query options shared by every predict endpoint, defaults from the settings."""
+    refuse_unknown_query(request)
     return Options(settings, threshold, min_face_size, max_faces)
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A misspelt option (``min_size`` for ``min_face_size``) is an error, not a silent default."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    accepted = query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - accepted)
+    if unknown:
+        raise InvalidParameters(
+            f"unknown query parameter(s) {', '.join(unknown)}; {route.path} accepts {', '.join(sorted(accepted))}"
+        )
+
+
+def query_names(dependant: Dependant) -> set[str]:
+    """Every query parameter a route declares, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= query_names(dependency)
+    return names
 
 
 OptionsDep = Annotated[Options, Depends(request_options)]
