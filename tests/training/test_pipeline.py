@@ -67,6 +67,35 @@ def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTr
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_a_flip_averaged_export_averages_each_crop_with_its_mirror_image(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    import keras
+    import tensorflow as tf
+
+    from app.classifier import EmotionClassifier
+    from training.model import build_model
+
+    export = [sys.executable, "-m", "training", "export", "--work-dir", str(tiny_training.run)]
+    subprocess.run([*export, "--model-dir", str(tmp_path), "--flip-average"], cwd=ROOT, env=ENV, check=True)
+    flipped = tmp_path / "emotion" / "1"
+    assert json.loads((flipped / "model_card.json").read_text())["architecture"]["flip_averaged"] is True
+    crops = np.stack([face_like(i % 7, np.random.default_rng(i)) for i in range(5)])[..., None]
+    keras_model = build_model((48, 48, 1), 7, dropout=0.3)
+    keras_model.load_weights(str(tiny_training.run / "classifier.weights.h5"))
+    x = crops.astype("float32")
+    plain = keras.ops.convert_to_numpy(keras_model(x, training=False))
+    mirrored = keras.ops.convert_to_numpy(keras_model(x[:, :, ::-1], training=False))
+    gap = float(np.abs(plain - mirrored).max())
+    assert gap > 1e-3, "the mirror images must be classified differently"
+    serve = tf.saved_model.load(str(flipped)).signatures["serving_default"]
+    got = serve(image=tf.constant(crops, tf.uint8))["probabilities"].numpy()
+    np.testing.assert_allclose(got, (plain + mirrored) / 2, atol=gap / 10)  # plain alone would be gap / 2 off
+    lite = EmotionClassifier(flipped, "tflite")
+    lite.load()
+    np.testing.assert_allclose(lite.predict(crops[..., 0]), got, atol=0.05)  # int8 weights, any batch size
+
+
 def _quantized_tensors(model: Path) -> int:
     import tensorflow as tf
 
