@@ -131,13 +131,15 @@ def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, An
     with start_server(model_dir) as (url, pid):
         result: dict[str, Any] = {"cold_start_to_ready_s": round(time.perf_counter() - started, 2), "runs": []}
         with httpx.Client(limits=httpx.Limits(max_connections=64)) as client:
-            for name, photo in photos().items():
+            shots = photos()
+            for name, photo in shots.items():
                 for concurrency in (1, 8, 32):
                     result["runs"].append(_load(client, url, name, photo, concurrency, requests_per_level))
             # like for like with `fer`, whose detector skips faces under 50 px (its min_face_size default)
-            photo = photos()["astronaut_640"]
             params = {"min_face_size": FER_MIN_FACE_SIZE}
-            result["runs"].append(_load(client, url, "astronaut_640", photo, 1, requests_per_level, params))
+            result["runs"].append(
+                _load(client, url, "astronaut_640", shots["astronaut_640"], 1, requests_per_level, params)
+            )
         result["peak_rss_mb"] = memory_mb(pid)
         return result
 
@@ -183,10 +185,12 @@ def _load(
 def cpu_model() -> dict[str, Any]:
     """The CPU's name and its widest vector extensions: figures are comparable only on the same kind."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    flags = set(fields.get("flags\t\t", fields.get("flags", "")).split())
+    fields = {
+        key.strip(): value.strip() for key, value in (line.split(":", 1) for line in info.splitlines() if ":" in line)
+    }
+    flags = set(fields.get("flags", "").split())
     simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in flags]
-    return {"cpu": fields.get("model name\t", platform.processor()).strip(), "simd": simd}
+    return {"cpu": fields.get("model name", platform.processor()), "simd": simd}
 
 
 def memory_mb(pid: int, field: str = "VmHWM") -> float | None:

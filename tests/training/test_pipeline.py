@@ -52,16 +52,26 @@ def test_the_savedmodel_stores_each_weight_once(tiny_training: TinyTraining) -> 
     assert exported == sum(w.size for w in trained.values()) > 20_000_000
 
 
-def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTraining) -> None:
+def _crops(n: int) -> np.ndarray:
+    return np.stack([face_like(i % 7, np.random.default_rng(i)) for i in range(n)])[..., None]
+
+
+def _keras_probabilities(run: Path, crops: np.ndarray) -> np.ndarray:
+    """The trained run's classifier, rebuilt in Keras, on uint8 crops (N, 48, 48, 1)."""
     import keras
-    import tensorflow as tf
 
     from training.model import build_model
 
-    crops = np.stack([face_like(i % 7, np.random.default_rng(i)) for i in range(8)])[..., None]
     keras_model = build_model((48, 48, 1), 7, dropout=0.3)
-    keras_model.load_weights(str(tiny_training.run / "classifier.weights.h5"))
-    expected = keras.ops.convert_to_numpy(keras_model(crops.astype("float32"), training=False))
+    keras_model.load_weights(str(run / "classifier.weights.h5"))
+    return np.asarray(keras.ops.convert_to_numpy(keras_model(crops.astype("float32"), training=False)))
+
+
+def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTraining) -> None:
+    import tensorflow as tf
+
+    crops = _crops(8)
+    expected = _keras_probabilities(tiny_training.run, crops)
     serve = tf.saved_model.load(str(tiny_training.model)).signatures["serving_default"]
     got = serve(image=tf.constant(crops, tf.uint8))["probabilities"].numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -70,22 +80,17 @@ def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTr
 def test_a_flip_averaged_export_averages_each_crop_with_its_mirror_image(
     tiny_training: TinyTraining, tmp_path: Path
 ) -> None:
-    import keras
     import tensorflow as tf
 
     from app.classifier import EmotionClassifier
-    from training.model import build_model
 
     export = [sys.executable, "-m", "training", "export", "--work-dir", str(tiny_training.run)]
     subprocess.run([*export, "--model-dir", str(tmp_path), "--flip-average"], cwd=ROOT, env=ENV, check=True)
     flipped = tmp_path / "emotion" / "1"
     assert json.loads((flipped / "model_card.json").read_text())["architecture"]["flip_averaged"] is True
-    crops = np.stack([face_like(i % 7, np.random.default_rng(i)) for i in range(5)])[..., None]
-    keras_model = build_model((48, 48, 1), 7, dropout=0.3)
-    keras_model.load_weights(str(tiny_training.run / "classifier.weights.h5"))
-    x = crops.astype("float32")
-    plain = keras.ops.convert_to_numpy(keras_model(x, training=False))
-    mirrored = keras.ops.convert_to_numpy(keras_model(x[:, :, ::-1], training=False))
+    crops = _crops(5)
+    plain = _keras_probabilities(tiny_training.run, crops)
+    mirrored = _keras_probabilities(tiny_training.run, crops[:, :, ::-1])
     gap = float(np.abs(plain - mirrored).max())
     assert gap > 1e-3, "the mirror images must be classified differently"
     serve = tf.saved_model.load(str(flipped)).signatures["serving_default"]
