@@ -1,4 +1,4 @@
-"""python -m training {train,export,evaluate}: retrain, package and measure the emotion classifier."""
+"""python -m training {train,recalibrate,export,evaluate}: retrain, package and measure the emotion classifier."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-export", action="store_true", help="stop after training (export later)")
     _export_args(train)
 
+    recalibrate = verbs.add_parser(
+        "recalibrate", help="re-estimate a finished run's BatchNorm statistics (train does it at its end)"
+    )
+    recalibrate.add_argument("--work-dir", required=True, help="the training run to recalibrate in place")
+    recalibrate.add_argument("--crops", type=int, help="training crops to average over (default 16384)")
+
     export = verbs.add_parser("export", help="export a training run as SavedModel (+ TFLite) with its model card")
     export.add_argument("--work-dir", required=True, help="the training run to export")
     _export_args(export)
@@ -88,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "train":
             return _train(args)
+        if args.verb == "recalibrate":
+            from training.batchnorm import recalibrate_run
+
+            recalibrate_run(Path(args.work_dir), args.crops)
+            return 0
         if args.verb == "export":
             return _export(args)
         return _evaluate(args)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from training import data as datasets
+from training.batchnorm import recalibrate_if_better
 from training.labels import EMOTIONS
 from training.metrics import classification_report
 from training.model import build_model, build_training_model
@@ -213,6 +214,13 @@ def predict(classifier: keras.Model, images: np.ndarray, tta_flip: bool, batch_s
     return np.asarray(probs)
 
 
+def validation_record(classifier: keras.Model, val_set: datasets.Dataset) -> dict[str, Any]:
+    report = classification_report(val_set.classes, predict(classifier, val_set.images, False).argmax(1), EMOTIONS)
+    flip = classification_report(val_set.classes, predict(classifier, val_set.images, True).argmax(1), EMOTIONS)
+    flip_summary = {"accuracy": flip["accuracy"], "macro_f1": flip["macro_f1"]}
+    return {"validation": report, "validation_flip_averaged": flip_summary}
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Fit, resume-safe; writes best weights, log, curves and run.json into the run directory."""
     start_from = initial_weights(cfg.init_weights) if cfg.init_weights else None
@@ -265,9 +273,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     epochs_run = len(history.epoch)
     if best.exists():
         model.load_weights(str(best))
+    recalibration = recalibrate_if_better(classifier, train_set.images, val_set.images, val_set.classes)
     classifier.save_weights(str(run_dir / "classifier.weights.h5"))
-    report = classification_report(val_set.classes, predict(classifier, val_set.images, False).argmax(1), EMOTIONS)
-    flip = classification_report(val_set.classes, predict(classifier, val_set.images, True).argmax(1), EMOTIONS)
     record = {
         "config": asdict(cfg),
         "backend": keras.backend.backend(),
@@ -285,8 +292,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "epochs_this_session": epochs_run,
         "train_seconds_this_session": round(seconds, 1),
         "images_per_second": round(epochs_run * len(train_set) / seconds, 1) if epochs_run else None,
-        "validation": report,
-        "validation_flip_averaged": {"accuracy": flip["accuracy"], "macro_f1": flip["macro_f1"]},
+        "batch_norm_recalibration": recalibration,
+        **validation_record(classifier, val_set),
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2))
     with contextlib.suppress(ImportError):
