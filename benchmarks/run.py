@@ -1,5 +1,6 @@
-"""One-command benchmarks (not tests): classifier runtimes, the server end to end, cold start and memory,
-and the `fer` package on the same photos when an interpreter that has it is given.
+"""One-command benchmarks (not tests): classifier runtimes, each stage of a lone photo (benchmarks.stages), the
+server end to end, cold start and memory, and the `fer` package on the same photos when an interpreter that has it
+is given.
 
     python -m benchmarks.run [--model-dir DIR] [--fer-python PATH] [--out benchmarks/results/latest.json]
 
@@ -236,6 +237,7 @@ def fer_bench(fer_python: str) -> dict[str, Any]:
 
 def main() -> int:
     from app.config import Settings
+    from benchmarks.stages import stage_bench
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
@@ -254,6 +256,7 @@ def main() -> int:
         os.environ["EMOTION_DETECTOR_RUNTIME"] = args.detector_runtime
     report["detector_runtime"] = os.environ.get("EMOTION_DETECTOR_RUNTIME", "opencv")
     report["classifier"] = classifier_bench(args.model_dir)
+    report["stages"] = stage_bench(args.model_dir, report["detector_runtime"], photos())
     report["server"] = server_bench(args.model_dir, args.requests)
     if args.fer_python:
         try:
