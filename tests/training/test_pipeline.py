@@ -74,7 +74,7 @@ def test_plain_tensorflow_reproduces_the_keras_predictions(tiny_training: TinyTr
     expected = _keras_probabilities(tiny_training.run, crops)
     serve = tf.saved_model.load(str(tiny_training.model)).signatures["serving_default"]
     got = serve(image=tf.constant(crops, tf.uint8))["probabilities"].numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # float32 round-off: graph vs eager kernels
 
 
 def test_a_flip_averaged_export_averages_each_crop_with_its_mirror_image(
@@ -96,9 +96,12 @@ def test_a_flip_averaged_export_averages_each_crop_with_its_mirror_image(
     serve = tf.saved_model.load(str(flipped)).signatures["serving_default"]
     got = serve(image=tf.constant(crops, tf.uint8))["probabilities"].numpy()
     np.testing.assert_allclose(got, (plain + mirrored) / 2, atol=gap / 10)  # plain alone would be gap / 2 off
-    lite = EmotionClassifier(flipped, "tflite")
+    lite, plain_lite = EmotionClassifier(flipped, "tflite"), EmotionClassifier(tiny_training.model, "tflite")
     lite.load()
-    np.testing.assert_allclose(lite.predict(crops[..., 0]), got, atol=0.05)  # int8 weights, any batch size
+    plain_lite.load()
+    # The same int8 weights on the same batch of crops and mirror images: equal up to float round-off.
+    both = plain_lite.predict(np.concatenate([crops, crops[:, :, ::-1]])[..., 0])
+    np.testing.assert_allclose(lite.predict(crops[..., 0]), (both[:5] + both[5:]) / 2, atol=1e-4)
 
 
 def _quantized_tensors(model: Path) -> int:
