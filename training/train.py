@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from training.batchnorm import recalibrate_if_better
 from training.labels import EMOTIONS
 from training.metrics import classification_report
 from training.model import build_model, build_training_model
+from training.schedule import EpochPlan
 
 DEFAULT_WORK_ROOT = Path(os.environ.get("EMOTION_TRAINING_CACHE", Path.home() / ".cache" / "emotion-training"))
 
@@ -135,50 +135,6 @@ def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
         raise ValueError(f"class weighting must be none, balanced or sqrt, got {mode!r}")
     weights = labels @ per_class
     return (weights / weights.mean()).astype(np.float32)
-
-
-class EpochPlan(keras.callbacks.Callback):
-    """Cosine learning rate with linear warm-up, per epoch; optionally fits the number of epochs to a time budget.
-
-    With a budget the plan is re-sized after the first timed epoch (the very first one includes compilation),
-    so the cosine still ends at zero when time runs out.
-    """
-
-    def __init__(self, peak: float, epochs: int, warmup: int, budget_s: float | None) -> None:
-        super().__init__()
-        self.peak, self.epochs, self.warmup, self.budget_s = peak, epochs, warmup, budget_s
-        self.started = time.monotonic()
-        self.epoch_starts: dict[int, float] = {}
-
-    def rate(self, epoch: int) -> float:
-        if epoch < self.warmup:
-            return self.peak * (epoch + 1) / (self.warmup + 1)
-        progress = (epoch - self.warmup) / max(1, self.epochs - self.warmup)
-        return self.peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epoch_starts[epoch] = time.monotonic()
-        self.model.optimizer.learning_rate.assign(self.rate(epoch))
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        # A hard stop inside an epoch too: an epoch far slower than planned must not overrun the budget.
-        if self.budget_s is not None and time.monotonic() - self.started > self.budget_s * 1.05:
-            print(f"\ntime budget of {self.budget_s:.0f}s spent inside an epoch: stopping", flush=True)
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs is not None:
-            logs["learning_rate"] = self.rate(epoch)
-        if self.budget_s is None:
-            return
-        now = time.monotonic()
-        elapsed, last = now - self.started, now - self.epoch_starts[epoch]
-        if len(self.epoch_starts) == 2:  # first epoch without compilation: size the plan
-            fit = epoch + 1 + int((self.budget_s - elapsed) // last)
-            self.epochs = max(epoch + 2, min(self.epochs, fit))
-            print(f"\ntime budget: {last:.1f}s per epoch, planning {self.epochs} epochs", flush=True)
-        if epoch + 1 >= self.epochs or elapsed + last > self.budget_s:
-            self.model.stop_training = True
 
 
 def _on_gpu() -> bool:
