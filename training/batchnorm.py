@@ -23,7 +23,14 @@ CALIBRATION_CROPS = 16384  # training crops, seeded; more moves the estimate by 
 
 
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    """Every BatchNormalization layer, nested models (the ResNet50 backbone) included."""
+    found: list[keras.layers.BatchNormalization] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += batch_norm_layers(layer)
+    return found
 
 
 def recalibrate(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> None:

@@ -171,6 +171,7 @@ def predict(classifier: keras.Model, images: np.ndarray, tta_flip: bool, batch_s
 
 
 def validation_record(classifier: keras.Model, val_set: datasets.Dataset) -> dict[str, Any]:
+    """The run record's validation metrics: per class, and flip-averaged."""
     report = classification_report(val_set.classes, predict(classifier, val_set.images, False).argmax(1), EMOTIONS)
     flip = classification_report(val_set.classes, predict(classifier, val_set.images, True).argmax(1), EMOTIONS)
     flip_summary = {"accuracy": flip["accuracy"], "macro_f1": flip["macro_f1"]}
