@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         help="start from a finished run (its folder or classifier.weights.h5) or an exported model version folder "
         "(e.g. model/emotion/2): continue or fine-tune it",
     )
+    train.add_argument(
+        "--recalibration-crops",
+        type=int,
+        help="training crops over which BatchNorm statistics are re-estimated at the end (default 16384; 0: skip)",
+    )
     train.add_argument("--no-export", action="store_true", help="stop after training (export later)")
     _export_args(train)
 
@@ -111,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
     from training.train import TrainConfig, train
 
     fields = TrainConfig.__dataclass_fields__
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     record = train(cfg)
     print(f"validation accuracy {record['validation']['accuracy']:.4f} -> {cfg.run_dir}", file=sys.stderr)
     if not args.no_export:

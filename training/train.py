@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from training import data as datasets
-from training.batchnorm import recalibrate_if_better
+from training.batchnorm import CALIBRATION_CROPS, recalibrate_if_better
 from training.labels import EMOTIONS
 from training.metrics import classification_report
 from training.model import build_model, build_training_model
@@ -47,6 +47,7 @@ class TrainConfig:
     ferplus_mode: str = "majority"
     augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
+    recalibration_crops: int = CALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
     @property
     def run_dir(self) -> Path:
@@ -230,7 +231,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     epochs_run = len(history.epoch)
     if best.exists():
         model.load_weights(str(best))
-    recalibration = recalibrate_if_better(classifier, train_set.images, val_set.images, val_set.classes)
+    recalibration = None
+    if cfg.recalibration_crops > 0:
+        recalibration = recalibrate_if_better(
+            classifier, train_set.images, val_set.images, val_set.classes, cfg.recalibration_crops
+        )
     classifier.save_weights(str(run_dir / "classifier.weights.h5"))
     record = {
         "config": asdict(cfg),

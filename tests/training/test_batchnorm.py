@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tests.conftest import ENV, ROOT, TinyTraining
+from tests.conftest import ENV, ROOT, TinyTraining, train_command, write_image_folders
 from training.batchnorm import batch_norm_layers, recalibrate, recalibrate_if_better
 from training.model import build_model
 
@@ -79,3 +79,15 @@ def test_recalibrate_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path) 
     result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{tmp_path} is not a finished training run" in result.stderr
+
+
+def test_training_can_skip_the_recalibration(tmp_path: Path) -> None:
+    data = write_image_folders(tmp_path / "data", per_class=2, splits=("train",))
+    options = ("--epochs", "1", "--image-size", "32", "--no-export", "--recalibration-crops", "0")
+    result = subprocess.run(
+        train_command(data, tmp_path / "run", *options), cwd=ROOT, env=ENV, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["batch_norm_recalibration"] is None and record["config"]["recalibration_crops"] == 0
+    assert "batch norm statistics re-estimated" not in result.stdout
