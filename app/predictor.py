@@ -36,6 +36,11 @@ def crop_face(rgb: np.ndarray, face: Face, size: int, margin: float) -> np.ndarr
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, margin: float) -> np.ndarray:
+    """Every face's crop (see crop_face), stacked (N, size, size) for one classifier call."""
+    return np.stack([crop_face(rgb, face, size, margin) for face in faces])
+
+
 class EmotionPredictor:
     """Plain Python: knows nothing of HTTP. ``classify`` may be the model itself or a dynamic batcher."""
 
@@ -57,7 +62,7 @@ class EmotionPredictor:
         faces = self.detector.detect(rgb, threshold=threshold, min_size=min_size)[:max_faces]
         if not faces:
             return []
-        crops = np.stack([crop_face(rgb, f, self.input_size, self.margin) for f in faces])
+        crops = crop_faces(rgb, faces, self.input_size, self.margin)
         probabilities = self.classify(crops)
         results = []
         for face, probs in zip(faces, probabilities, strict=True):

@@ -18,8 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPEATS = 50
 
 
@@ -39,6 +37,7 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
     from app.config import Settings
     from app.detector import FaceDetector
     from app.images import decode_image
+    from app.predictor import crop_faces
 
     classifier = EmotionClassifier(model_dir)
     classifier.load()
@@ -50,23 +49,17 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
         for name, photo in photos.items():
             rgb = decode_image(photo, pixels)
             faces = detector.detect(rgb)
-            crops = _crops(rgb, faces, size, margin)
+            crops = crop_faces(rgb, faces, size, margin)
             out[name] = {
                 "faces": len(faces),
                 "decode": timed(partial(decode_image, photo, pixels)),
                 "detect": timed(partial(detector.detect, rgb)),
-                "crop": timed(partial(_crops, rgb, faces, size, margin)),
+                "crop": timed(partial(crop_faces, rgb, faces, size, margin)),
                 "classify": timed(partial(classifier.predict, crops)),
             }
     finally:
         detector.close()
     return out
-
-
-def _crops(rgb: np.ndarray, faces: list[Any], size: int, margin: float) -> np.ndarray:
-    from app.predictor import crop_face
-
-    return np.stack([crop_face(rgb, face, size, margin) for face in faces])
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from training.data import DataError
+from training.model import predict
 
 CALIBRATION_CROPS = 16384  # training crops, seeded; more moves the estimate by less than its batch-to-batch noise
 
@@ -80,16 +81,13 @@ def recalibrate_if_better(
 
 
 def _accuracy(model: keras.Model, images: np.ndarray, classes: np.ndarray) -> float:
-    probabilities = model.predict(images[..., None].astype(np.float32), batch_size=256, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=1) == classes))
+    return float(np.mean(predict(model, images, tta_flip=False).argmax(1) == classes))
 
 
 def recalibrate_run(run_dir: Path, crops: int | None = None) -> dict[str, Any]:
     """Recalibrates a finished run's classifier.weights.h5 in place (when val accuracy does not drop) and records
     the outcome in its run.json: for runs trained before training did this itself."""
-    from training.labels import EMOTIONS
-    from training.model import build_model
-    from training.train import TrainConfig, load_data, validation_record
+    from training.train import TrainConfig, load_data, load_run_classifier, validation_record
 
     record_path = run_dir / "run.json"
     if not record_path.is_file():
@@ -97,9 +95,7 @@ def recalibrate_run(run_dir: Path, crops: int | None = None) -> dict[str, Any]:
     record = json.loads(record_path.read_text())
     cfg = TrainConfig(**record["config"])
     train_set, val_set = load_data(cfg)
-    size = cfg.image_size
-    classifier = build_model((size, size, 1), len(EMOTIONS), network_size=cfg.network_size, dropout=cfg.dropout)
-    classifier.load_weights(str(run_dir / "classifier.weights.h5"))
+    classifier = load_run_classifier(run_dir, record["config"])
     result = recalibrate_if_better(
         classifier, train_set.images, val_set.images, val_set.classes, crops or CALIBRATION_CROPS
     )

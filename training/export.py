@@ -54,14 +54,12 @@ def export(
     import tensorflow as tf
 
     from training.evaluate import evaluate_arrays
-    from training.model import build_model
+    from training.train import load_run_classifier
 
     record = json.loads((run_dir / "run.json").read_text())
-    cfg = record["config"]
-    size = cfg["image_size"]
+    size = record["config"]["image_size"]
     keras.mixed_precision.set_dtype_policy("float32")
-    classifier = build_model((size, size, 1), len(EMOTIONS), network_size=cfg["network_size"], dropout=cfg["dropout"])
-    classifier.load_weights(str(run_dir / "classifier.weights.h5"))
+    classifier = load_run_classifier(run_dir, record["config"])
 
     out = model_root / name / str(version or next_version(model_root / name))
     archive = keras.export.ExportArchive()

@@ -7,6 +7,7 @@ whoever serves it feeds uint8 pixels and nothing else.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 # keras.applications.resnet50.preprocess_input ("caffe" mode) for ImageNet weights: BGR mean subtraction.
@@ -115,3 +116,12 @@ def build_training_model(classifier: keras.Model, seed: int, augmentation: str =
     inputs = keras.Input(shape, name="image")
     augmented = build_augmentation(shape, seed, augmentation)(inputs)
     return keras.Model(inputs, classifier(augmented), name="training_model")
+
+
+def predict(classifier: keras.Model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
+    """uint8 crops (N, H, W) -> probabilities; ``tta_flip`` averages with the mirrored crops."""
+    x = images[..., None].astype(np.float32)
+    probs = classifier.predict(x, batch_size=batch_size, verbose=0)
+    if tta_flip:
+        probs = (probs + classifier.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return np.asarray(probs)

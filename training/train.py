@@ -17,7 +17,7 @@ from training import data as datasets
 from training.batchnorm import CALIBRATION_CROPS, recalibrate_if_better
 from training.labels import EMOTIONS
 from training.metrics import classification_report
-from training.model import build_model, build_training_model
+from training.model import build_model, build_training_model, predict
 from training.schedule import EpochPlan
 
 DEFAULT_WORK_ROOT = Path(os.environ.get("EMOTION_TRAINING_CACHE", Path.home() / ".cache" / "emotion-training"))
@@ -163,12 +163,13 @@ def _strategy_scope() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def predict(classifier: keras.Model, images: np.ndarray, tta_flip: bool, batch_size: int = 256) -> np.ndarray:
-    x = images[..., None].astype(np.float32)
-    probs = classifier.predict(x, batch_size=batch_size, verbose=0)
-    if tta_flip:
-        probs = (probs + classifier.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
-    return np.asarray(probs)
+def load_run_classifier(run_dir: Path, config: dict[str, Any]) -> keras.Model:
+    """A finished run's classifier, rebuilt from its recorded config with its classifier.weights.h5."""
+    size = config["image_size"]
+    shape = (size, size, 1)
+    classifier = build_model(shape, len(EMOTIONS), network_size=config["network_size"], dropout=config["dropout"])
+    classifier.load_weights(str(run_dir / "classifier.weights.h5"))
+    return classifier
 
 
 def validation_record(classifier: keras.Model, val_set: datasets.Dataset) -> dict[str, Any]:
