@@ -1,4 +1,4 @@
-"""python -m training {train,recalibrate,export,evaluate}: retrain, package and measure the emotion classifier."""
+"""python -m training {train,recalibrate,finish,export,evaluate}: retrain, package and measure the classifier."""
 
 from __future__ import annotations
 
@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     recalibrate.add_argument("--work-dir", required=True, help="the training run to recalibrate in place")
     recalibrate.add_argument("--crops", type=int, help="training crops to average over (default 16384)")
 
+    finish = verbs.add_parser(
+        "finish", help="end a run stopped before its last epoch from its best checkpoint, so it can be exported"
+    )
+    finish.add_argument("--work-dir", required=True, help="the stopped training run")
+    finish.add_argument("--data", help="the dataset, where it is not at the recorded path (a run from another machine)")
+    finish.add_argument("--crops", type=int, help="BatchNorm recalibration crops (default: the run's; 0: skip)")
+
     export = verbs.add_parser("export", help="export a training run as SavedModel (+ TFLite) with its model card")
     export.add_argument("--work-dir", required=True, help="the training run to export")
     _export_args(export)
@@ -103,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             from training.batchnorm import recalibrate_run
 
             recalibrate_run(Path(args.work_dir), args.crops)
+            return 0
+        if args.verb == "finish":
+            from training.finish import finish_run
+
+            record = finish_run(Path(args.work_dir), args.data, args.crops)
+            print(f"finished {args.work_dir}: val accuracy {record['validation']['accuracy']:.4f}; export it next")
             return 0
         if args.verb == "export":
             return _export(args)

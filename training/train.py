@@ -20,6 +20,7 @@ from training.metrics import classification_report
 from training.model import build_model, build_training_model, predict
 from training.schedule import EpochPlan
 
+CONFIG_FILE = "config.json"
 DEFAULT_WORK_ROOT = Path(os.environ.get("EMOTION_TRAINING_CACHE", Path.home() / ".cache" / "emotion-training"))
 
 
@@ -163,12 +164,17 @@ def _strategy_scope() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def load_run_classifier(run_dir: Path, config: dict[str, Any]) -> keras.Model:
-    """A finished run's classifier, rebuilt from its recorded config with its classifier.weights.h5."""
+def load_run_classifier(run_dir: Path, config: dict[str, Any], from_checkpoint: bool = False) -> keras.Model:
+    """A run's classifier, rebuilt from its recorded config, with its classifier.weights.h5 or, for a run cut
+    short, its best-on-validation checkpoint (best.weights.h5: the classifier behind the augmentation layers)."""
     size = config["image_size"]
     shape = (size, size, 1)
     classifier = build_model(shape, len(EMOTIONS), network_size=config["network_size"], dropout=config["dropout"])
-    classifier.load_weights(str(run_dir / "classifier.weights.h5"))
+    if from_checkpoint:
+        training_model = build_training_model(classifier, config["seed"], config["augmentation"])
+        training_model.load_weights(str(run_dir / "best.weights.h5"))
+    else:
+        classifier.load_weights(str(run_dir / "classifier.weights.h5"))
     return classifier
 
 
@@ -185,6 +191,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     start_from = initial_weights(cfg.init_weights) if cfg.init_weights else None
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    # what ``finish`` rebuilds a run from when the process is stopped before run.json is written
+    (run_dir / CONFIG_FILE).write_text(json.dumps(asdict(cfg), indent=2))
     keras.utils.set_random_seed(cfg.seed)
     on_gpu = _on_gpu()
     if cfg.precision == "mixed" or (cfg.precision == "auto" and on_gpu):
@@ -232,6 +240,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     epochs_run = len(history.epoch)
     if best.exists():
         model.load_weights(str(best))
+    session = {
+        "epochs_this_session": epochs_run,
+        "train_seconds_this_session": round(seconds, 1),
+        "images_per_second": round(epochs_run * len(train_set) / seconds, 1) if epochs_run else None,
+    }
+    return conclude(cfg, classifier, train_set, val_set, session)
+
+
+def conclude(
+    cfg: TrainConfig,
+    classifier: keras.Model,
+    train_set: datasets.Dataset,
+    val_set: datasets.Dataset,
+    session: dict[str, Any],
+) -> dict[str, Any]:
+    """The end of a run, whether training got there or ``finish`` picks up a run cut short: BatchNorm
+    recalibration, classifier.weights.h5, run.json (config, data, ``session``, validation) and the curves."""
+    run_dir = cfg.run_dir
     recalibration = None
     if cfg.recalibration_crops > 0:
         recalibration = recalibrate_if_better(
@@ -241,7 +267,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     record = {
         "config": asdict(cfg),
         "backend": keras.backend.backend(),
-        "on_gpu": on_gpu,
+        "on_gpu": _on_gpu(),
         "dtype_policy": keras.mixed_precision.dtype_policy().name,
         "data": {
             "train": {
@@ -252,14 +278,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             },
             "val": {"source": val_set.source, "counts": val_set.counts(), "sha256": val_set.fingerprint()},
         },
-        "epochs_this_session": epochs_run,
-        "train_seconds_this_session": round(seconds, 1),
-        "images_per_second": round(epochs_run * len(train_set) / seconds, 1) if epochs_run else None,
+        **session,
         "batch_norm_recalibration": recalibration,
         **validation_record(classifier, val_set),
     }
     (run_dir / "run.json").write_text(json.dumps(record, indent=2))
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError, FileNotFoundError):  # no log: a run cut short that came back without it
         from training.plots import plot_learning_curves
 
         plot_learning_curves(run_dir / "log.csv", run_dir / "learning_curves.png")

@@ -27,12 +27,23 @@ def write_weights(path: Path, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_run(run: Path, val_accuracies: list[float], finished: bool, seed: int) -> dict[str, np.ndarray]:
+    """A run folder; a finished one has run.json and classifier.weights.h5, one cut short only its config and
+    best.weights.h5, where the classifier sits behind the augmentation layers (training model layout)."""
     run.mkdir(parents=True)
     rows = "".join(f"{i},0.5,0.001,1.2,{acc},1.3\n" for i, acc in enumerate(val_accuracies))
     (run / "log.csv").write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n" + rows)
+    (run / "config.json").write_text(json.dumps({"seed": seed}))
     if finished:
         (run / "run.json").write_text(json.dumps({"validation": {"accuracy": max(val_accuracies)}}))
-    return write_weights(run / ("classifier.weights.h5" if finished else "best.weights.h5"), seed)
+        return write_weights(run / "classifier.weights.h5", seed)
+    classifier = write_weights(run / "classifier.tmp.h5", seed)
+    with h5py.File(run / "classifier.tmp.h5", "r") as src, h5py.File(run / "best.weights.h5", "w") as dst:
+        for name in classifier:
+            dst.create_dataset(pack.CHECKPOINT_CLASSIFIER + name, data=src[name][()])
+        dst.create_dataset("layers/sequential/layers/random_flip/seed_generator/vars/0", data=np.array([1, 2]))
+        dst.create_dataset("optimizer/vars/1", data=np.ones((3, 3, 3, 8), np.float32))
+    (run / "classifier.tmp.h5").unlink()
+    return classifier
 
 
 def test_weights_round_trip_as_float16_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,14 +74,16 @@ def test_best_run_is_packed_with_its_record(tmp_path: Path) -> None:
     np.testing.assert_allclose(restored["layers/conv/vars/0"], best["layers/conv/vars/0"], atol=1e-3)
 
 
-def test_a_run_cut_short_ships_its_best_checkpoint(tmp_path: Path) -> None:
+def test_a_run_cut_short_ships_the_classifier_of_its_best_checkpoint_and_its_config(tmp_path: Path) -> None:
     write_run(tmp_path / "done", [0.50], finished=True, seed=1)
     checkpoint = write_run(tmp_path / "cut", [0.55, 0.60], finished=False, seed=2)
     out = tmp_path / "out"
     assert pack.pack_best(out, [tmp_path / "done", tmp_path / "cut"]) == tmp_path / "cut"
     assert not (out / "run.json").exists()
+    assert (out / "config.json").read_text() == (tmp_path / "cut" / "config.json").read_text()
     pack.unpack_weights(out, tmp_path / "back")
     restored = read_weights(tmp_path / "back" / "classifier.weights.h5")
+    assert restored.keys() == checkpoint.keys()  # the classifier's layout: no augmentation, no optimizer state
     np.testing.assert_allclose(restored["layers/dense/vars/1"], checkpoint["layers/dense/vars/1"], atol=1e-3)
 
 

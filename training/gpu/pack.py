@@ -22,6 +22,10 @@ import h5py
 import numpy as np
 
 PART_BYTES = 15 * 2**20
+# Where the classifier's weights sit in a training-model checkpoint (training.model.build_training_model: input,
+# augmentation Sequential, classifier Functional); Keras names the groups by layer class.
+CHECKPOINT_CLASSIFIER = "layers/functional/"
+RUN_FILES = ("run.json", "config.json", "log.csv")  # travel with the weights
 
 
 def pack_dataset(src: Path, out: Path) -> None:
@@ -58,10 +62,16 @@ def unpack_dataset(pack: Path, dest: Path) -> None:
             target.write_bytes(blob[offsets[i] : offsets[i + 1]].tobytes())
 
 
-def pack_weights(run_dir: Path, out_dir: Path, name: str = "classifier.weights.h5") -> None:
+def pack_weights(run_dir: Path, out_dir: Path, name: str = "classifier.weights.h5", prefix: str = "") -> None:
+    """The arrays of ``run_dir/name`` as float16 parts; with ``prefix``, only those under it, named without it."""
     arrays: dict[str, np.ndarray] = {}
+
+    def keep(path: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset) and path.startswith(prefix):
+            arrays[path.removeprefix(prefix)] = obj[()]
+
     with h5py.File(run_dir / name, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(keep)
     out_dir.mkdir(parents=True, exist_ok=True)
     part: dict[str, np.ndarray] = {}
     size, index = 0, 0
@@ -76,7 +86,11 @@ def pack_weights(run_dir: Path, out_dir: Path, name: str = "classifier.weights.h
 
 
 def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None) -> None:
+    """classifier.weights.h5 in float32 from the parts, and the run's files packed with them."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (parts_dir / name).is_file():
+            shutil.copy(parts_dir / name, run_dir / name)
     with h5py.File(run_dir / "classifier.weights.h5", "w") as out:
         for part in sorted(parts_dir.glob("weights_part*.npz")):
             with np.load(part) as f:
@@ -100,9 +114,10 @@ def best_val_accuracy(run_dir: Path) -> float | None:
 def pack_best(out_dir: Path, run_dirs: list[Path]) -> Path | None:
     """Packs the weights, run.json and log.csv of the run whose best val accuracy is highest into ``out_dir``.
 
-    A finished run ships ``classifier.weights.h5``; a run stopped before it finished ships its best checkpoint,
-    ``best.weights.h5``, which holds the training model (augmentation + classifier): ``unweights`` still writes it
-    as ``classifier.weights.h5``, and ``export`` can't read that layout yet.
+    A finished run ships ``classifier.weights.h5``; a run stopped before it finished ships the classifier's part
+    of its best checkpoint (``best.weights.h5`` holds the training model: augmentation layers, classifier,
+    optimizer) and its config.json: ``unweights`` writes it as ``classifier.weights.h5`` and ``python -m training
+    finish`` ends the run.
     """
     scored = [(score, run) for run in run_dirs if (score := best_val_accuracy(run)) is not None]
     for score, run in scored:
@@ -112,11 +127,15 @@ def pack_best(out_dir: Path, run_dirs: list[Path]) -> Path | None:
         return None
     _, run = max(scored)
     finished = (run / "classifier.weights.h5").exists()
-    pack_weights(run, out_dir, "classifier.weights.h5" if finished else "best.weights.h5")
-    for name in ("run.json", "log.csv"):
+    if finished:
+        pack_weights(run, out_dir)
+    else:
+        pack_weights(run, out_dir, "best.weights.h5", CHECKPOINT_CLASSIFIER)
+    for name in RUN_FILES:
         if (run / name).exists():
             shutil.copy(run / name, out_dir / name)
-    print(f"packed {run} ({'classifier' if finished else 'training-model checkpoint'}) into {out_dir}")
+    what = "its classifier" if finished else "the classifier of its best checkpoint (cut short: finish it)"
+    print(f"packed {run}, {what}, into {out_dir}")
     return run
 
 
