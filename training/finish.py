@@ -26,7 +26,10 @@ def finish_run(run_dir: Path, data: str | None = None, crops: int | None = None)
         raise DataError(f"{run_dir} is already finished (it has run.json): export it as it is")
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
-        raise DataError(f"{run_dir} is not a training run (no {CONFIG_FILE})")
+        raise DataError(
+            f"{run_dir} is not a training run (no {CONFIG_FILE}; a run started before training wrote one is "
+            "finished by running its train command again)"
+        )
     cfg = TrainConfig(**json.loads(config_path.read_text()))
     cfg = dataclasses.replace(cfg, work_dir=str(run_dir))
     if data:
