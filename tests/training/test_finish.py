@@ -82,4 +82,4 @@ def test_finish_refuses_a_finished_run_and_a_folder_that_is_not_a_run(
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
     assert f"{tiny_training.run} is already finished" in finished.stderr
     other = _finish(tmp_path)
-    assert other.returncode == 2 and f"{tmp_path} is not a training run (no config.json)" in other.stderr
+    assert other.returncode == 2 and f"{tmp_path} is not a training run (no config.json;" in other.stderr
