@@ -51,9 +51,6 @@ def export(
     """Export ``run_dir``'s classifier weights; returns the version folder."""
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"export needs the TensorFlow backend, this Keras runs {keras.backend.backend()}")
-    import tensorflow as tf
-
-    from training.evaluate import evaluate_arrays
     from training.train import load_run_classifier
 
     record = json.loads((run_dir / "run.json").read_text())
@@ -62,6 +59,28 @@ def export(
     classifier = load_run_classifier(run_dir, record["config"])
 
     out = model_root / name / str(version or next_version(model_root / name))
+    _write_saved_model(classifier, out, size, flip_average)
+    if tflite:
+        (out / "model.tflite").write_bytes(_tflite(out, quantization, record))
+    tflite_quantization = quantization if tflite else None
+    card = _card(name, out, record, size, flip_average, tflite_quantization, _epochs_logged(run_dir / "log.csv"))
+    val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
+    if Path(val_path).exists():
+        split = "val" if "val" in datasets.splits(val_path) else None
+        _measure(out, card, record, datasets.load(val_path, split, size))
+    else:
+        card["validation"] = {
+            "note": f"validation set {val_path} not found at export; training-time metrics only",
+            "training_run": record["validation"],
+        }
+    (out / "model_card.json").write_text(json.dumps(card, indent=2))
+    return out
+
+
+def _write_saved_model(classifier: keras.Model, out: Path, size: int, flip_average: bool) -> None:
+    """serving_default: uint8 crops -> probabilities, optionally averaged with the mirrored crops."""
+    import tensorflow as tf
+
     archive = keras.export.ExportArchive()
     # No archive.track(classifier): the endpoint tracks the variables it uses, and tracking the model as well
     # stores every weight twice (keras-team/keras#23553: 2x on disk and 2x in memory wherever it is loaded).
@@ -79,37 +98,27 @@ def export(
     spec = tf.TensorSpec((None, size, size, 1), tf.uint8, name="image")
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     archive.write_out(str(out), verbose=False)
-    if tflite:
-        (out / "model.tflite").write_bytes(_tflite(out, quantization, record))
 
-    tflite_quantization = quantization if tflite else None
-    card = _card(name, out, record, size, flip_average, tflite_quantization, _epochs_logged(run_dir / "log.csv"))
-    val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
-    if Path(val_path).exists():
-        val = datasets.load(val_path, "val" if "val" in datasets.splits(val_path) else None, size)
-        card["validation"] = {
-            runtime: evaluate_arrays(out, runtime, val.images, val.classes, EMOTIONS)
-            for runtime in (["savedmodel", "tflite"] if tflite else ["savedmodel"])
-        }
-        if tflite_quantization == "int8" and not int8_acceptable(card["validation"]):
-            rejected = {k: card["validation"][k]["accuracy"] for k in ("savedmodel", "tflite")}
-            print(
-                f"int8 TFLite measured {rejected['tflite']:.4f} on val against the SavedModel's "
-                f"{rejected['savedmodel']:.4f}: shipping the dynamic-range TFLite instead",
-                flush=True,
-            )
-            (out / "model.tflite").write_bytes(_tflite(out, "dynamic", record))
-            card["runtimes"]["tflite_quantization"] = "dynamic"
-            card["int8_rejected"] = {"validation_accuracy": rejected, "max_loss": INT8_MAX_LOSS}
-            card["validation"]["tflite"] = evaluate_arrays(out, "tflite", val.images, val.classes, EMOTIONS)
-        card["validation"]["data"] = {"source": val.source, "sha256": val.fingerprint()}
-    else:
-        card["validation"] = {
-            "note": f"validation set {val_path} not found at export; training-time metrics only",
-            "training_run": record["validation"],
-        }
-    (out / "model_card.json").write_text(json.dumps(card, indent=2))
-    return out
+
+def _measure(out: Path, card: dict[str, Any], record: dict[str, Any], val: datasets.Dataset) -> None:
+    """The card's validation metrics of every exported runtime; a full-int8 TFLite that loses more than
+    INT8_MAX_LOSS against the SavedModel is replaced by the dynamic-range one, and the card says so."""
+    from training.evaluate import evaluate_arrays
+
+    runtimes = ["savedmodel", "tflite"] if "tflite" in card["runtimes"] else ["savedmodel"]
+    card["validation"] = {rt: evaluate_arrays(out, rt, val.images, val.classes, EMOTIONS) for rt in runtimes}
+    if card["runtimes"].get("tflite_quantization") == "int8" and not int8_acceptable(card["validation"]):
+        rejected = {k: card["validation"][k]["accuracy"] for k in ("savedmodel", "tflite")}
+        print(
+            f"int8 TFLite measured {rejected['tflite']:.4f} on val against the SavedModel's "
+            f"{rejected['savedmodel']:.4f}: shipping the dynamic-range TFLite instead",
+            flush=True,
+        )
+        (out / "model.tflite").write_bytes(_tflite(out, "dynamic", record))
+        card["runtimes"]["tflite_quantization"] = "dynamic"
+        card["int8_rejected"] = {"validation_accuracy": rejected, "max_loss": INT8_MAX_LOSS}
+        card["validation"]["tflite"] = evaluate_arrays(out, "tflite", val.images, val.classes, EMOTIONS)
+    card["validation"]["data"] = {"source": val.source, "sha256": val.fingerprint()}
 
 
 def int8_acceptable(validation: dict[str, Any]) -> bool:
