@@ -77,19 +77,9 @@ class Guard:
             )
             await send_with_id({"type": "http.response.body", "body": body})
 
-        settings = self.services.settings
-        limit = (
-            settings.max_upload_bytes * settings.max_batch_files
-            if scope["path"] == "/predict/batch"
-            else (settings.max_upload_bytes * 4 // 3 + 4096)
-        )  # base64 JSON bodies are a third larger
+        limit = self._body_limit(scope["path"])
         try:
-            key = settings.api_key
-            if (
-                key is not None
-                and scope["path"] not in OPEN_PATHS
-                and not hmac.compare_digest(headers.get("x-api-key", "").encode(), key.get_secret_value().encode())
-            ):
+            if not self._authorized(scope["path"], headers):
                 await refuse(401, "unauthorized", "missing or wrong X-API-Key header")
             elif headers.get("content-length", "0").isdigit() and int(headers.get("content-length", "0")) > limit:
                 await refuse(413, "payload_too_large", f"request body is larger than the {limit} byte limit")
@@ -106,6 +96,18 @@ class Guard:
             if status >= 400:
                 m.errors.labels(str(status)).inc()
             log.info("%s %s %s %.1fms id=%s", scope["method"], scope["path"], status, elapsed * 1000, request_id)
+
+    def _body_limit(self, path: str) -> int:
+        settings = self.services.settings
+        if path == "/predict/batch":
+            return settings.max_upload_bytes * settings.max_batch_files
+        return settings.max_upload_bytes * 4 // 3 + 4096  # base64 JSON bodies are a third larger
+
+    def _authorized(self, path: str, headers: dict[str, str]) -> bool:
+        key = self.services.settings.api_key
+        if key is None or path in OPEN_PATHS:
+            return True
+        return hmac.compare_digest(headers.get("x-api-key", "").encode(), key.get_secret_value().encode())
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
