@@ -196,7 +196,10 @@ def _card(
         "hyperparameters": {k: v for k, v in cfg.items() if k not in ("data", "val_data", "work_dir")},
         "epochs": epochs,
         "data": record["data"],
-        "training": {k: record.get(k) for k in ("backend", "on_gpu", "dtype_policy", "images_per_second")},
+        "training": {
+            **{k: record.get(k) for k in ("backend", "on_gpu", "dtype_policy", "images_per_second")},
+            "cut_short": record.get("cut_short", False),  # ended by `finish` from its best checkpoint
+        },
         "training_validation": {
             "accuracy": record["validation"]["accuracy"],
             "flip_averaged_accuracy": record.get("validation_flip_averaged", {}).get("accuracy"),

@@ -51,7 +51,8 @@ def test_a_stopped_run_is_finished_from_its_best_checkpoint_and_exports(
         [*cmd, "--model-dir", str(tmp_path / "models")], cwd=ROOT, env=ENV, capture_output=True, text=True
     )
     assert exported.returncode == 0, exported.stderr[-3000:]
-    assert (tmp_path / "models" / "emotion" / "1" / "saved_model.pb").is_file()
+    card = json.loads((tmp_path / "models" / "emotion" / "1" / "model_card.json").read_text())
+    assert card["training"]["cut_short"] is True and card["epochs"] == 1
 
 
 def test_a_run_cut_short_on_a_gpu_comes_back_packed_and_is_finished_on_local_data(
