@@ -30,12 +30,12 @@ def finish_run(run_dir: Path, data: str | None = None, crops: int | None = None)
             f"{run_dir} is not a training run (no {CONFIG_FILE}; a run started before training wrote one is "
             "finished by running its train command again)"
         )
-    cfg = TrainConfig(**json.loads(config_path.read_text()))
-    cfg = dataclasses.replace(cfg, work_dir=str(run_dir))
+    overrides: dict[str, Any] = {"work_dir": str(run_dir)}
     if data:
-        cfg = dataclasses.replace(cfg, data=data, val_data=None)
+        overrides |= {"data": data, "val_data": None}
     if crops is not None:
-        cfg = dataclasses.replace(cfg, recalibration_crops=crops)
+        overrides["recalibration_crops"] = crops
+    cfg = TrainConfig(**{**json.loads(config_path.read_text()), **overrides})
     if (run_dir / "classifier.weights.h5").is_file():
         classifier = load_run_classifier(run_dir, dataclasses.asdict(cfg))
     elif (run_dir / "best.weights.h5").is_file():
