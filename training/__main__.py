@@ -1,4 +1,4 @@
-"""python -m training {train,recalibrate,finish,export,evaluate}: retrain, package and measure the classifier."""
+"""python -m training {train,recalibrate,finish,export,quantize,evaluate}: retrain, package, measure the classifier."""
 
 from __future__ import annotations
 
@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--work-dir", required=True, help="the training run to export")
     _export_args(export)
 
+    quantize = verbs.add_parser(
+        "quantize", help="rewrite an exported version's TFLite twin from its SavedModel, measured on val"
+    )
+    quantize.add_argument("--model", type=Path, required=True, help="the exported version folder, e.g. model/emotion/4")
+    quantize.add_argument("--tflite-quantization", choices=["dynamic", "int8"], default="int8")
+    quantize.add_argument("--data", help="the training set (int8 calibration), where it is not at the card's path")
+    quantize.add_argument("--export-val-data", help="measure the new twin on this set (default: the card's val)")
+
     evaluate = verbs.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a model")
     evaluate.add_argument("--data", required=True, help="image folders, .zip, fer2013.csv or FER+ folder")
     evaluate.add_argument(
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.verb == "export":
             return _export(args)
+        if args.verb == "quantize":
+            return _quantize(args)
         return _evaluate(args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -152,6 +162,19 @@ def _export(args: argparse.Namespace) -> int:
         val_data=args.export_val_data,
     )
     print(f"exported {out}", file=sys.stderr)
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from training.export import requantize
+
+    card = requantize(args.model, args.tflite_quantization, args.data, args.export_val_data)
+    validation = card["validation"]
+    print(
+        f"{args.model}/model.tflite: {card['runtimes']['tflite_quantization']}, val accuracy "
+        f"{validation['tflite']['accuracy']:.4f} (SavedModel {validation['savedmodel']['accuracy']:.4f})",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ import numpy as np
 
 from training import data as datasets
 from training.labels import EMOTIONS
+from training.quantize import tflite_model
 
-CALIBRATION_CROPS = 500
 # Full-integer TFLite is kept only when it loses at most INT8_MAX_LOSS accuracy against the SavedModel on val
 # (measured with at least INT8_CHECK_MIN_CROPS crops); otherwise the export falls back to dynamic range. A 48 px
 # CPU-trained model once came out at 15.2 % (uniform probabilities) against 43.9 %.
@@ -60,19 +59,17 @@ def export(
 
     out = model_root / name / str(version or next_version(model_root / name))
     _write_saved_model(classifier, out, size, flip_average)
+    calibration = None
     if tflite:
-        (out / "model.tflite").write_bytes(_tflite(out, quantization, record))
+        model, calibration = tflite_model(out, quantization, record)
+        (out / "model.tflite").write_bytes(model)
+    else:
+        (out / "model.tflite").unlink(missing_ok=True)  # a re-export into the folder must not leave a stale twin
     tflite_quantization = quantization if tflite else None
     card = _card(name, out, record, size, flip_average, tflite_quantization, _epochs_logged(run_dir / "log.csv"))
-    val_path = val_data or record["data"]["val"]["source"].split(" (")[0]
-    if Path(val_path).exists():
-        split = "val" if "val" in datasets.splits(val_path) else None
-        _measure(out, card, record, datasets.load(val_path, split, size))
-    else:
-        card["validation"] = {
-            "note": f"validation set {val_path} not found at export; training-time metrics only",
-            "training_run": record["validation"],
-        }
+    if calibration:
+        card["runtimes"]["tflite_calibration"] = calibration
+    _validate(out, card, record, val_data or record["data"]["val"]["source"].split(" (")[0])
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
     return out
 
@@ -100,6 +97,38 @@ def _write_saved_model(classifier: keras.Model, out: Path, size: int, flip_avera
     archive.write_out(str(out), verbose=False)
 
 
+def requantize(
+    model_dir: Path, quantization: str, data: str | None = None, val_data: str | None = None
+) -> dict[str, Any]:
+    """Rewrite an exported version's TFLite twin from its SavedModel (the same weights) and re-measure it on val;
+    returns the updated card. ``data``: the training set, where it is not at the path the card records."""
+    card = json.loads((model_dir / "model_card.json").read_text())
+    val_path = val_data or card["data"]["val"]["source"].split(" (")[0]
+    if not Path(val_path).exists():
+        raise FileNotFoundError(f"the new TFLite twin must be measured on val, and {val_path!r} is not there")
+    record = {"config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]}}
+    model, calibration = tflite_model(model_dir, quantization, record)
+    (model_dir / "model.tflite").write_bytes(model)
+    card["runtimes"] = {"savedmodel": ".", "tflite": "model.tflite", "tflite_quantization": quantization}
+    if calibration:
+        card["runtimes"]["tflite_calibration"] = calibration
+    card.pop("int8_rejected", None)
+    _validate(model_dir, card, record, val_path)
+    (model_dir / "model_card.json").write_text(json.dumps(card, indent=2))
+    return card
+
+
+def _validate(out: Path, card: dict[str, Any], record: dict[str, Any], val_path: str) -> None:
+    if Path(val_path).exists():
+        split = "val" if "val" in datasets.splits(val_path) else None
+        _measure(out, card, record, datasets.load(val_path, split, card["input"]["shape"][1]))
+    else:
+        card["validation"] = {
+            "note": f"validation set {val_path} not found at export; training-time metrics only",
+            "training_run": record["validation"],
+        }
+
+
 def _measure(out: Path, card: dict[str, Any], record: dict[str, Any], val: datasets.Dataset) -> None:
     """The card's validation metrics of every exported runtime; a full-int8 TFLite that loses more than
     INT8_MAX_LOSS against the SavedModel is replaced by the dynamic-range one, and the card says so."""
@@ -114,8 +143,9 @@ def _measure(out: Path, card: dict[str, Any], record: dict[str, Any], val: datas
             f"{rejected['savedmodel']:.4f}: shipping the dynamic-range TFLite instead",
             flush=True,
         )
-        (out / "model.tflite").write_bytes(_tflite(out, "dynamic", record))
+        (out / "model.tflite").write_bytes(tflite_model(out, "dynamic", record)[0])
         card["runtimes"]["tflite_quantization"] = "dynamic"
+        card["runtimes"].pop("tflite_calibration", None)
         card["int8_rejected"] = {"validation_accuracy": rejected, "max_loss": INT8_MAX_LOSS}
         card["validation"]["tflite"] = evaluate_arrays(out, "tflite", val.images, val.classes, EMOTIONS)
     card["validation"]["data"] = {"source": val.source, "sha256": val.fingerprint()}
@@ -128,32 +158,6 @@ def int8_acceptable(validation: dict[str, Any]) -> bool:
     if tflite["n"] < INT8_CHECK_MIN_CROPS:
         return True
     return bool(savedmodel["accuracy"] - tflite["accuracy"] <= INT8_MAX_LOSS)
-
-
-def _tflite(saved_model: Path, quantization: str, record: dict[str, Any]) -> bytes:
-    """The SavedModel as TFLite with int8 weights; ``int8`` also quantizes activations, calibrated on up to
-    CALIBRATION_CROPS training crops (never on validation data)."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "int8":
-        from training.train import TrainConfig, load_data
-
-        cfg = TrainConfig(**record["config"])
-        if not Path(cfg.data).exists():
-            raise FileNotFoundError(f"int8 calibration needs the training data, {cfg.data!r} is not there")
-        train, _ = load_data(cfg)  # the run's own training split
-        picks = np.random.default_rng(0).permutation(len(train))[:CALIBRATION_CROPS]
-
-        def calibration() -> Iterator[dict[str, np.ndarray]]:
-            for i in picks:
-                yield {"image": train.images[i : i + 1, ..., None]}
-
-        converter.representative_dataset = calibration
-    elif quantization != "dynamic":
-        raise ValueError(f"quantization must be dynamic or int8, got {quantization!r}")
-    return bytes(converter.convert())
 
 
 def _card(

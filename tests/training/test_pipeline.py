@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,39 @@ def test_int8_export_quantizes_activations_too(tiny_training: TinyTraining, tmp_
     assert 0 <= card["validation"]["tflite"]["accuracy"] <= 1
     # Dynamic range quantizes the weights only; full int8 also every activation between them.
     assert _quantized_tensors(full) > 2 * _quantized_tensors(tiny_training.model)
+    # Calibrated on every training crop of the run (fewer than 500), the outliers among them left out.
+    calibration = card["runtimes"]["tflite_calibration"]
+    assert calibration["crops"] + calibration["left_out"] == sum(card["data"]["train"]["counts"].values())
+    assert calibration["crops"] > calibration["left_out"]
+
+
+def test_quantize_rewrites_a_versions_tflite_as_full_int8_and_measures_it(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    version = tmp_path / "4"
+    shutil.copytree(tiny_training.model, version)
+    before = json.loads((version / "model_card.json").read_text())
+    quantize = [sys.executable, "-m", "training", "quantize", "--model", str(version)]
+    subprocess.run(quantize, cwd=ROOT, env=ENV, check=True, capture_output=True)
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["runtimes"]["tflite_quantization"] == "int8"
+    assert _quantized_tensors(version) > 2 * _quantized_tensors(tiny_training.model)
+    # The SavedModel is untouched; the new twin is measured on the same val crops.
+    assert (version / "variables").exists() and card["validation"]["savedmodel"] == before["validation"]["savedmodel"]
+    assert card["validation"]["tflite"]["n"] == before["validation"]["tflite"]["n"]
+
+
+def test_export_without_tflite_over_a_version_removes_its_old_tflite(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    version = tmp_path / "emotion" / "1"
+    shutil.copytree(tiny_training.model, version)
+    export = [sys.executable, "-m", "training", "export", "--work-dir", str(tiny_training.run)]
+    export += ["--model-dir", str(tmp_path), "--version", "1", "--no-tflite"]
+    subprocess.run(export, cwd=ROOT, env=ENV, check=True, capture_output=True)
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["runtimes"] == {"savedmodel": "."}
+    assert not (version / "model.tflite").exists()
 
 
 def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training: TinyTraining, tmp_path: Path) -> None:
