@@ -12,7 +12,7 @@ from tests.conftest import FER2013
 from training.quantize import activation_peaks, typical
 
 # A laughing face from FER2013's training split that drives model/emotion/4's last stages to ~15x their usual peak:
-# in the 500 calibration crops it made the full-int8 twin predict "angry" for most faces (34.7 % on val).
+# among the calibration crops it made the full-int8 twin call most faces "angry" (34.7 % on val crops).
 SATURATING_FACE = "train/happy/Training_76287939.jpg"
 
 
