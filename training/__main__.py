@@ -168,6 +168,9 @@ def _export(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     from training.export import requantize
 
+    if not (args.model / "model_card.json").is_file():
+        print(f"error: {args.model} is not an exported model version (no model_card.json)", file=sys.stderr)
+        return 2
     card = requantize(args.model, args.tflite_quantization, args.data, args.export_val_data)
     validation = card["validation"]
     print(

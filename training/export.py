@@ -105,7 +105,7 @@ def requantize(
     card = json.loads((model_dir / "model_card.json").read_text())
     val_path = val_data or card["data"]["val"]["source"].split(" (")[0]
     if not Path(val_path).exists():
-        raise FileNotFoundError(f"the new TFLite twin must be measured on val, and {val_path!r} is not there")
+        raise datasets.DataError(f"the new TFLite twin must be measured on val, and {val_path!r} is not there")
     record = {"config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]}}
     model, calibration = tflite_model(model_dir, quantization, record)
     (model_dir / "model.tflite").write_bytes(model)

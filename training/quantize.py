@@ -49,11 +49,12 @@ def tflite_model(saved_model: Path, quantization: str, record: dict[str, Any]) -
 
 def training_crops(record: dict[str, Any], count: int = CALIBRATION_CROPS) -> np.ndarray:
     """``count`` crops (N, H, W) uint8 drawn, seeded, from the run's own training split."""
+    from training.data import DataError
     from training.train import TrainConfig, load_data
 
     cfg = TrainConfig(**{k: v for k, v in record["config"].items() if k in TrainConfig.__dataclass_fields__})
     if not Path(cfg.data).exists():
-        raise FileNotFoundError(f"int8 calibration needs the training data, {cfg.data!r} is not there")
+        raise DataError(f"int8 calibration needs the training data, {cfg.data!r} is not there")
     train, _ = load_data(cfg)
     return train.images[np.random.default_rng(0).permutation(len(train))[:count]]
 

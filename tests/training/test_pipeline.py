@@ -144,6 +144,25 @@ def test_quantize_rewrites_a_versions_tflite_as_full_int8_and_measures_it(
     assert card["validation"]["tflite"]["n"] == before["validation"]["tflite"]["n"]
 
 
+def test_quantize_refuses_what_it_cannot_do_and_leaves_the_model_as_it_was(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    version = tmp_path / "4"
+    shutil.copytree(tiny_training.model, version)
+    twin = (version / "model.tflite").read_bytes()
+    quantize = [sys.executable, "-m", "training", "quantize"]
+    for args, reason in [
+        (["--model", str(tmp_path)], "is not an exported model version"),
+        (["--model", str(version), "--export-val-data", str(tmp_path / "nope")], "must be measured on val"),
+        (["--model", str(version), "--data", str(tmp_path / "nope")], "calibration needs the training data"),
+    ]:
+        result = subprocess.run(quantize + args, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        assert result.returncode == 2
+        assert reason in result.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in result.stderr
+    assert (version / "model.tflite").read_bytes() == twin
+
+
 def test_export_without_tflite_over_a_version_removes_its_old_tflite(
     tiny_training: TinyTraining, tmp_path: Path
 ) -> None:
