@@ -87,7 +87,13 @@ class EmotionClassifier:
             warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to ai_edge_litert
             interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
         runner = interpreter.get_signature_runner("serving_default")
-        return lambda x: runner(image=x)["probabilities"]
+
+        def predict(crops: np.ndarray) -> np.ndarray:
+            # A full-int8 softmax comes out in steps of 1/256, so its rows sum to 0.99-1.01: rescale them to 1.
+            probabilities = runner(image=crops)["probabilities"]
+            return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+        return predict
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops (N, S, S) -> probabilities (N, classes)."""

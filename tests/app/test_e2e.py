@@ -85,3 +85,14 @@ def test_the_shipped_model_sees_the_smiling_astronaut_as_happy(shipped_server: s
 
 def test_the_shipped_model_finds_four_faces_in_the_tiling(shipped_server: str, astronaut) -> None:
     assert len(predict(shipped_server, jpeg_bytes(np.tile(astronaut, (2, 2, 1)))).json()["faces"]) == 4
+
+
+def test_the_shipped_models_cpu_twin_gives_probabilities_summing_to_one(shipped_model: Path) -> None:
+    from app.classifier import EmotionClassifier
+
+    classifier = EmotionClassifier(shipped_model, "tflite")
+    classifier.load()
+    crops = np.random.default_rng(0).integers(0, 256, (64, classifier.input_size, classifier.input_size), np.uint8)
+    probabilities = classifier.predict(crops)
+    assert probabilities.shape == (64, len(classifier.class_names)) and (probabilities >= 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
