@@ -100,8 +100,8 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tflite-quantization",
         choices=["dynamic", "int8"],
-        default="dynamic",
-        help="dynamic: int8 weights, float activations; int8: activations too, calibrated on training crops",
+        help="int8: weights and activations, calibrated on training crops (default when the run's training data "
+        "is at hand); dynamic: int8 weights, float activations (default otherwise)",
     )
     parser.add_argument("--flip-average", action="store_true", help="average with the mirrored crop (2x compute)")
     parser.add_argument("--export-val-data", help="measure the exported runtimes on this set (default: the run's)")

@@ -43,16 +43,19 @@ def export(
     version: int | None = None,
     *,
     tflite: bool = True,
-    quantization: str = "dynamic",
+    quantization: str | None = None,
     flip_average: bool = False,
     val_data: str | None = None,
 ) -> Path:
-    """Export ``run_dir``'s classifier weights; returns the version folder."""
+    """Export ``run_dir``'s classifier weights; returns the version folder. ``quantization`` of the TFLite twin:
+    default int8 where the run's training data is there to calibrate it, else dynamic."""
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"export needs the TensorFlow backend, this Keras runs {keras.backend.backend()}")
     from training.train import load_run_classifier
 
     record = json.loads((run_dir / "run.json").read_text())
+    if quantization is None:
+        quantization = "int8" if Path(record["config"]["data"]).exists() else "dynamic"
     size = record["config"]["image_size"]
     keras.mixed_precision.set_dtype_policy("float32")
     classifier = load_run_classifier(run_dir, record["config"])

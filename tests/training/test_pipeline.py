@@ -85,9 +85,9 @@ def test_a_flip_averaged_export_averages_each_crop_with_its_mirror_image(
 
     from app.classifier import EmotionClassifier
 
-    export = [sys.executable, "-m", "training", "export", "--work-dir", str(tiny_training.run)]
-    subprocess.run([*export, "--model-dir", str(tmp_path), "--flip-average"], cwd=ROOT, env=ENV, check=True)
-    flipped = tmp_path / "emotion" / "1"
+    # Dynamic range on both sides: the same int8 weights, no calibration of their own.
+    flipped = _export(tiny_training.run, tmp_path / "flipped", "--flip-average", "--tflite-quantization", "dynamic")
+    plain_export = _export(tiny_training.run, tmp_path / "plain", "--tflite-quantization", "dynamic")
     assert json.loads((flipped / "model_card.json").read_text())["architecture"]["flip_averaged"] is True
     crops = _crops(5)
     plain = _keras_probabilities(tiny_training.run, crops)
@@ -97,7 +97,7 @@ def test_a_flip_averaged_export_averages_each_crop_with_its_mirror_image(
     serve = tf.saved_model.load(str(flipped)).signatures["serving_default"]
     got = serve(image=tf.constant(crops, tf.uint8))["probabilities"].numpy()
     np.testing.assert_allclose(got, (plain + mirrored) / 2, atol=gap / 10)  # plain alone would be gap / 2 off
-    lite, plain_lite = EmotionClassifier(flipped, "tflite"), EmotionClassifier(tiny_training.model, "tflite")
+    lite, plain_lite = EmotionClassifier(flipped, "tflite"), EmotionClassifier(plain_export, "tflite")
     lite.load()
     plain_lite.load()
     # The same int8 weights on the same batch of crops and mirror images: equal up to float round-off.
@@ -112,36 +112,57 @@ def _quantized_tensors(model: Path) -> int:
     return sum(d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
 
 
-def test_int8_export_quantizes_activations_too(tiny_training: TinyTraining, tmp_path: Path) -> None:
-    export = [sys.executable, "-m", "training", "export", "--work-dir", str(tiny_training.run)]
-    export += ["--model-dir", str(tmp_path), "--tflite-quantization", "int8"]
-    subprocess.run(export, cwd=ROOT, env=ENV, check=True, capture_output=True)
-    full = tmp_path / "emotion" / "1"
-    card = json.loads((full / "model_card.json").read_text())
+def test_export_quantizes_activations_by_default(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    card = json.loads((tiny_training.model / "model_card.json").read_text())  # exported by `train`, by default
     assert card["runtimes"]["tflite_quantization"] == "int8"
     assert 0 <= card["validation"]["tflite"]["accuracy"] <= 1
-    # Dynamic range quantizes the weights only; full int8 also every activation between them.
-    assert _quantized_tensors(full) > 2 * _quantized_tensors(tiny_training.model)
-    # Calibrated on every training crop of the run (fewer than 500), the outliers among them left out.
+    # Calibrated on every training crop of the run (fewer than 1,500), the outliers among them left out.
     calibration = card["runtimes"]["tflite_calibration"]
     assert calibration["crops"] + calibration["left_out"] == sum(card["data"]["train"]["counts"].values())
     assert calibration["crops"] > calibration["left_out"]
+    # Dynamic range quantizes the weights only; full int8 also every activation between them.
+    dynamic = _export(tiny_training.run, tmp_path, "--tflite-quantization", "dynamic")
+    assert json.loads((dynamic / "model_card.json").read_text())["runtimes"]["tflite_quantization"] == "dynamic"
+    assert _quantized_tensors(tiny_training.model) > 2 * _quantized_tensors(dynamic)
 
 
-def test_quantize_rewrites_a_versions_tflite_as_full_int8_and_measures_it(
+def test_export_quantizes_weights_only_where_the_training_data_is_gone(
     tiny_training: TinyTraining, tmp_path: Path
 ) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_training.run, run)
+    record = json.loads((run / "run.json").read_text())
+    record["config"]["data"] = str(tmp_path / "gone")
+    (run / "run.json").write_text(json.dumps(record))
+    model = _export(run, tmp_path / "models", "--export-val-data", str(tiny_training.data))
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["runtimes"]["tflite_quantization"] == "dynamic" and "tflite_calibration" not in card["runtimes"]
+
+
+def _export(run: Path, model_dir: Path, *options: str) -> Path:
+    export = [sys.executable, "-m", "training", "export", "--work-dir", str(run), "--model-dir", str(model_dir)]
+    subprocess.run([*export, *options], cwd=ROOT, env=ENV, check=True, capture_output=True)
+    return model_dir / "emotion" / "1"
+
+
+def test_quantize_rewrites_a_versions_tflite_twin_and_measures_it(tiny_training: TinyTraining, tmp_path: Path) -> None:
     version = tmp_path / "4"
-    shutil.copytree(tiny_training.model, version)
+    shutil.copytree(tiny_training.model, version)  # an int8 twin
     before = json.loads((version / "model_card.json").read_text())
     quantize = [sys.executable, "-m", "training", "quantize", "--model", str(version)]
-    subprocess.run(quantize, cwd=ROOT, env=ENV, check=True, capture_output=True)
+    subprocess.run([*quantize, "--tflite-quantization", "dynamic"], cwd=ROOT, env=ENV, check=True, capture_output=True)
     card = json.loads((version / "model_card.json").read_text())
-    assert card["runtimes"]["tflite_quantization"] == "int8"
-    assert _quantized_tensors(version) > 2 * _quantized_tensors(tiny_training.model)
+    assert card["runtimes"] == {"savedmodel": ".", "tflite": "model.tflite", "tflite_quantization": "dynamic"}
+    dynamic_tensors = _quantized_tensors(version)
+    assert _quantized_tensors(tiny_training.model) > 2 * dynamic_tensors
     # The SavedModel is untouched; the new twin is measured on the same val crops.
     assert (version / "variables").exists() and card["validation"]["savedmodel"] == before["validation"]["savedmodel"]
     assert card["validation"]["tflite"]["n"] == before["validation"]["tflite"]["n"]
+
+    subprocess.run(quantize, cwd=ROOT, env=ENV, check=True, capture_output=True)  # int8 by default
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["runtimes"]["tflite_quantization"] == "int8" and card["runtimes"]["tflite_calibration"]["crops"] > 0
+    assert _quantized_tensors(version) > 2 * dynamic_tensors
 
 
 def test_quantize_refuses_what_it_cannot_do_and_leaves_the_model_as_it_was(
