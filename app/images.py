@@ -22,6 +22,15 @@ FORMATS = {
     "MPO": "image/jpeg",
 }
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"BM", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a")
+# Pillow gives a freed image's memory back to the OS at once (it keeps no blocks by default), so every photo paid
+# the page faults of fresh memory again: decoding a 640x640 JPEG took 5.1 ms, 1.6 ms with 8 blocks kept for reuse.
+# At most REUSED_BLOCKS x 16 MiB (Pillow's block size) stays reserved.
+REUSED_BLOCKS = 8
+
+
+def reuse_image_memory(blocks: int = REUSED_BLOCKS) -> None:
+    """Let Pillow keep up to ``blocks`` freed memory blocks for the next images (process-wide)."""
+    Image.core.set_blocks_max(blocks)
 
 
 def decode_base64(text: str, max_bytes: int) -> bytes:

@@ -15,6 +15,7 @@ from app.classifier import EmotionClassifier
 from app.config import Settings
 from app.detector import FaceDetector
 from app.errors import ModelNotReady
+from app.images import reuse_image_memory
 from app.metrics import ServiceMetrics
 from app.predictor import EmotionPredictor
 
@@ -44,6 +45,7 @@ class Services:
             classifier = EmotionClassifier(s.model_dir, s.runtime)
             classifier.load()
             detector = FaceDetector(runtime=s.detector_runtime)
+            reuse_image_memory()
             for side in (256, 512):  # warm-up: one window loads the lone-pass network, 5 tiles the per-core ones
                 detector.detect(np.zeros((side, side, 3), np.uint8))
             self.admission = Admission(s.queue_size)

@@ -45,6 +45,7 @@ def test_ready_means_the_networks_are_loaded_and_the_startup_heap_is_frozen(tiny
         detector = client.app.state.services.predictor.detector  # type: ignore[attr-defined]
         assert detector._solo is not None and detector._idle.qsize() >= 1, "the first request must not load them"
         assert gc.get_freeze_count() > 10_000, "TensorFlow's objects must not be walked by every full collection"
+        assert Image.core.get_blocks_max() >= 1, "a decoded photo's memory must be reused by the next one"
 
 
 def test_predict_finds_the_astronaut_with_seven_emotions_summing_to_one(client: TestClient, astronaut) -> None:
