@@ -36,12 +36,13 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
     from app.classifier import EmotionClassifier
     from app.config import Settings
     from app.detector import FaceDetector
-    from app.images import decode_image
+    from app.images import decode_image, reuse_image_memory
     from app.predictor import crop_faces
 
     classifier = EmotionClassifier(model_dir)
     classifier.load()
     detector = FaceDetector(runtime=detector_runtime)
+    reuse_image_memory()  # as the server does once loaded
     settings = Settings()
     margin, size, pixels = settings.face_margin, classifier.input_size, settings.max_pixels
     out: dict[str, Any] = {"classifier_runtime": classifier.runtime, "detector_runtime": detector_runtime}
