@@ -72,7 +72,7 @@ def export(
     card = _card(name, out, record, size, flip_average, tflite_quantization, _epochs_logged(run_dir / "log.csv"))
     if calibration:
         card["runtimes"]["tflite_calibration"] = calibration
-    _validate(out, card, record, val_data or record["data"]["val"]["source"].split(" (")[0])
+    _validate(out, card, record, val_data)
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
     return out
 
@@ -106,30 +106,47 @@ def requantize(
     """Rewrite an exported version's TFLite twin from its SavedModel (the same weights) and re-measure it on val;
     returns the updated card. ``data``: the training set, where it is not at the path the card records."""
     card = json.loads((model_dir / "model_card.json").read_text())
+    record = {"config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]}, **card}
     val_path = val_data or card["data"]["val"]["source"].split(" (")[0]
     if not Path(val_path).exists():
         raise datasets.DataError(f"the new TFLite twin must be measured on val, and {val_path!r} is not there")
-    record = {"config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]}}
     model, calibration = tflite_model(model_dir, quantization, record)
     (model_dir / "model.tflite").write_bytes(model)
     card["runtimes"] = {"savedmodel": ".", "tflite": "model.tflite", "tflite_quantization": quantization}
     if calibration:
         card["runtimes"]["tflite_calibration"] = calibration
     card.pop("int8_rejected", None)
-    _validate(model_dir, card, record, val_path)
+    _validate(model_dir, card, record, val_data)
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     return card
 
 
-def _validate(out: Path, card: dict[str, Any], record: dict[str, Any], val_path: str) -> None:
-    if Path(val_path).exists():
-        split = "val" if "val" in datasets.splits(val_path) else None
-        _measure(out, card, record, datasets.load(val_path, split, card["input"]["shape"][1]))
+def _validate(out: Path, card: dict[str, Any], record: dict[str, Any], val_data: str | None) -> None:
+    val = _validation_set(record, val_data)
+    if val is not None:
+        _measure(out, card, record, val)
     else:
+        where = val_data or record["data"]["val"]["source"]
         card["validation"] = {
-            "note": f"validation set {val_path} not found at export; training-time metrics only",
+            "note": f"validation set {where} not found; training-time metrics only",
             "training_run": record["validation"],
         }
+
+
+def _validation_set(record: dict[str, Any], val_data: str | None) -> datasets.Dataset | None:
+    """``val_data`` (its val split if it has one), else the run's own validation set: the data's val split, or the
+    same seeded fraction of its training images that training held out (never the rest, which it trained on)."""
+    source = val_data or record["data"]["val"]["source"]
+    path = source if val_data else source.split(" (")[0]  # "data (held-out N)", "fer2013.csv (PublicTest)"
+    if not Path(path).exists():
+        return None
+    if val_data is None and " (held-out " in source:
+        from training.train import TrainConfig, load_data
+
+        config = {k: v for k, v in record["config"].items() if k in TrainConfig.__dataclass_fields__}
+        return load_data(TrainConfig(**{**config, "data": path, "val_data": None}))[1]
+    split = "val" if "val" in datasets.splits(path) else None
+    return datasets.load(path, split, record["config"]["image_size"])
 
 
 def _measure(out: Path, card: dict[str, Any], record: dict[str, Any], val: datasets.Dataset) -> None:

@@ -300,3 +300,16 @@ def test_int8_is_rejected_when_it_loses_accuracy_on_enough_crops() -> None:
     assert not int8_acceptable(validation(0.4394, 0.152))  # the broken int8 export of the 48 px CPU model
     assert not int8_acceptable(validation(0.595, 0.595 - INT8_MAX_LOSS - 0.001))
     assert int8_acceptable(validation(0.5, 0.2, n=INT8_CHECK_MIN_CROPS - 1))  # too few crops to judge
+
+
+def test_a_run_on_data_without_a_val_split_is_measured_on_the_images_it_held_out(tmp_path: Path) -> None:
+    data = write_image_folders(tmp_path / "data", per_class=10, splits=("train",))
+    models = tmp_path / "models"
+    cmd = train_command(data, tmp_path / "run", "--epochs", "1", "--image-size", "32", "--val-fraction", "0.2")
+    result = subprocess.run([*cmd, "--model-dir", str(models)], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((models / "emotion" / "1" / "model_card.json").read_text())
+    held_out = sum(card["data"]["val"]["counts"].values())
+    assert held_out == 14 and sum(card["data"]["train"]["counts"].values()) == 56
+    # Both runtimes measured on those 14 images, not on all 70 (56 of which the model was trained on).
+    assert card["validation"]["savedmodel"]["n"] == card["validation"]["tflite"]["n"] == held_out
