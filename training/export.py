@@ -56,6 +56,12 @@ def export(
     record = json.loads((run_dir / "run.json").read_text())
     if quantization is None:
         quantization = "int8" if Path(record["config"]["data"]).exists() else "dynamic"
+        if quantization == "dynamic":
+            print(
+                f"training data {record['config']['data']!r} not found: the TFLite twin gets int8 weights only; "
+                "`python -m training quantize --model VERSION --data DATA` makes it full int8 later",
+                flush=True,
+            )
     size = record["config"]["image_size"]
     keras.mixed_precision.set_dtype_policy("float32")
     classifier = load_run_classifier(run_dir, record["config"])

@@ -134,9 +134,12 @@ def test_export_quantizes_weights_only_where_the_training_data_is_gone(
     record = json.loads((run / "run.json").read_text())
     record["config"]["data"] = str(tmp_path / "gone")
     (run / "run.json").write_text(json.dumps(record))
-    model = _export(run, tmp_path / "models", "--export-val-data", str(tiny_training.data))
-    card = json.loads((model / "model_card.json").read_text())
+    export = [sys.executable, "-m", "training", "export", "--work-dir", str(run), "--model-dir", str(tmp_path / "m")]
+    export += ["--export-val-data", str(tiny_training.data)]
+    result = subprocess.run(export, cwd=ROOT, env=ENV, check=True, capture_output=True, text=True)
+    card = json.loads((tmp_path / "m" / "emotion" / "1" / "model_card.json").read_text())
     assert card["runtimes"]["tflite_quantization"] == "dynamic" and "tflite_calibration" not in card["runtimes"]
+    assert "int8 weights only" in result.stdout and "python -m training quantize" in result.stdout
 
 
 def _export(run: Path, model_dir: Path, *options: str) -> Path:
