@@ -7,6 +7,7 @@ model/<name>/<version>/model_card.json              the contract with the server
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -112,17 +113,21 @@ def requantize(
     """Rewrite an exported version's TFLite twin from its SavedModel (the same weights) and re-measure it on val;
     returns the updated card. ``data``: the training set, where it is not at the path the card records."""
     card = json.loads((model_dir / "model_card.json").read_text())
-    record = {"config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]}, **card}
-    val_path = val_data or card["data"]["val"]["source"].split(" (")[0]
-    if not Path(val_path).exists():
-        raise datasets.DataError(f"the new TFLite twin must be measured on val, and {val_path!r} is not there")
+    record = {
+        "config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]},
+        "data": card["data"],
+    }
+    val = _validation_set(record, val_data)
+    if val is None:
+        where = val_data or card["data"]["val"]["source"]
+        raise datasets.DataError(f"the new TFLite twin must be measured on val, and {where!r} is not there")
     model, calibration = tflite_model(model_dir, quantization, record)
     (model_dir / "model.tflite").write_bytes(model)
     card["runtimes"] = {"savedmodel": ".", "tflite": "model.tflite", "tflite_quantization": quantization}
     if calibration:
         card["runtimes"]["tflite_calibration"] = calibration
     card.pop("int8_rejected", None)
-    _validate(model_dir, card, record, val_data)
+    _measure(model_dir, card, record, val)
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     return card
 
@@ -149,8 +154,7 @@ def _validation_set(record: dict[str, Any], val_data: str | None) -> datasets.Da
     if val_data is None and " (held-out " in source:
         from training.train import TrainConfig, load_data
 
-        config = {k: v for k, v in record["config"].items() if k in TrainConfig.__dataclass_fields__}
-        return load_data(TrainConfig(**{**config, "data": path, "val_data": None}))[1]
+        return load_data(dataclasses.replace(TrainConfig.known(record["config"]), data=path, val_data=None))[1]
     split = "val" if "val" in datasets.splits(path) else None
     return datasets.load(path, split, record["config"]["image_size"])
 

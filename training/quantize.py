@@ -52,7 +52,7 @@ def training_crops(record: dict[str, Any], count: int = CALIBRATION_CROPS) -> np
     from training.data import DataError
     from training.train import TrainConfig, load_data
 
-    cfg = TrainConfig(**{k: v for k, v in record["config"].items() if k in TrainConfig.__dataclass_fields__})
+    cfg = TrainConfig.known(record["config"])
     if not Path(cfg.data).exists():
         raise DataError(f"int8 calibration needs the training data, {cfg.data!r} is not there")
     train, _ = load_data(cfg)

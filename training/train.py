@@ -50,6 +50,12 @@ class TrainConfig:
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
     recalibration_crops: int = CALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
+    @classmethod
+    def known(cls, options: dict[str, Any]) -> TrainConfig:
+        """The config from ``options``, ignoring keys it does not know (a model card's, an argparse namespace's);
+        None values take the defaults."""
+        return cls(**{k: v for k, v in options.items() if k in cls.__dataclass_fields__ and v is not None})
+
     @property
     def run_dir(self) -> Path:
         return Path(self.work_dir) if self.work_dir else DEFAULT_WORK_ROOT / "default"
