@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         help="light: shifts by pad-and-crop instead of affine warps (fast on JAX/GPU)",
     )
     train.add_argument(
+        "--mixup",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="blend training pairs with Beta(ALPHA, ALPHA) weights, labels alike (0.2 is usual; default 0: off)",
+    )
+    train.add_argument(
         "--init-weights",
         help="start from a finished run (its folder or classifier.weights.h5) or an exported model version folder "
         "(e.g. model/emotion/2): continue or fine-tune it",

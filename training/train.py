@@ -17,6 +17,7 @@ from training import data as datasets
 from training.batchnorm import CALIBRATION_CROPS, recalibrate_if_better
 from training.labels import EMOTIONS
 from training.metrics import classification_report
+from training.mixup import MixUpBatches
 from training.model import build_model, build_training_model, predict
 from training.schedule import EpochPlan
 
@@ -47,6 +48,7 @@ class TrainConfig:
     time_budget_min: float | None = None
     ferplus_mode: str = "majority"
     augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
+    mixup: float = 0.0  # Beta(alpha, alpha) blending of training pairs (training.mixup); 0: off
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
     recalibration_crops: int = CALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
@@ -131,8 +133,9 @@ def exported_variables(folder: Path) -> dict[str, np.ndarray]:
     return {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
 
 
-def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
-    """Per-example weights that rebalance rare classes (FER2013's disgust: 436 of 28,709)."""
+def class_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
+    """One weight per class that rebalances rare classes (FER2013's disgust: 436 of 28,709), scaled so that the
+    training set's examples weigh 1 on average."""
     if mode == "none":
         return None
     counts = np.maximum(labels.sum(axis=0), 1.0)
@@ -141,8 +144,26 @@ def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
         per_class = np.sqrt(per_class)
     elif mode != "balanced":
         raise ValueError(f"class weighting must be none, balanced or sqrt, got {mode!r}")
-    weights = labels @ per_class
-    return (weights / weights.mean()).astype(np.float32)
+    return (per_class / (labels @ per_class).mean()).astype(np.float32)
+
+
+def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
+    """Per-example weights: each label's blend of :func:`class_weights`."""
+    per_class = class_weights(labels, mode)
+    return None if per_class is None else labels @ per_class
+
+
+def training_inputs(cfg: TrainConfig, train_set: datasets.Dataset) -> dict[str, Any]:
+    """``model.fit``'s training arguments: the arrays as they are, or mixed batches with ``--mixup``."""
+    if cfg.mixup:
+        weights = class_weights(train_set.labels, cfg.class_weight)
+        return {"x": MixUpBatches(train_set.images, train_set.labels, cfg.batch_size, cfg.mixup, cfg.seed, weights)}
+    return {
+        "x": train_set.images[..., None],
+        "y": train_set.labels,
+        "sample_weight": sample_weights(train_set.labels, cfg.class_weight),
+        "batch_size": cfg.batch_size,
+    }
 
 
 def _on_gpu() -> bool:
@@ -235,11 +256,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ]
     started = time.monotonic()
     history = model.fit(
-        train_set.images[..., None],
-        train_set.labels,
-        sample_weight=sample_weights(train_set.labels, cfg.class_weight),
+        **training_inputs(cfg, train_set),
         validation_data=(val_set.images[..., None], val_set.labels),
-        batch_size=cfg.batch_size,
         epochs=cfg.epochs,
         callbacks=callbacks,
         verbose=2 if os.environ.get("TRAINING_QUIET") else "auto",

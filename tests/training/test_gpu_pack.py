@@ -26,15 +26,18 @@ def write_weights(path: Path, seed: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def write_run(run: Path, val_accuracies: list[float], finished: bool, seed: int) -> dict[str, np.ndarray]:
-    """A run folder; a finished one has run.json and classifier.weights.h5, one cut short only its config and
-    best.weights.h5, where the classifier sits behind the augmentation layers (training model layout)."""
+def write_run(
+    run: Path, val_accuracies: list[float], finished: bool, seed: int, final: float | None = None
+) -> dict[str, np.ndarray]:
+    """A run folder; a finished one has run.json (``final``: its recorded, recalibrated accuracy; default the log's
+    best) and classifier.weights.h5, one cut short only its config and best.weights.h5, where the classifier sits
+    behind the augmentation layers (training model layout)."""
     run.mkdir(parents=True)
     rows = "".join(f"{i},0.5,0.001,1.2,{acc},1.3\n" for i, acc in enumerate(val_accuracies))
     (run / "log.csv").write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n" + rows)
     (run / "config.json").write_text(json.dumps({"seed": seed}))
     if finished:
-        (run / "run.json").write_text(json.dumps({"validation": {"accuracy": max(val_accuracies)}}))
+        (run / "run.json").write_text(json.dumps({"validation": {"accuracy": final or max(val_accuracies)}}))
         return write_weights(run / "classifier.weights.h5", seed)
     classifier = write_weights(run / "classifier.tmp.h5", seed)
     with h5py.File(run / "classifier.tmp.h5", "r") as src, h5py.File(run / "best.weights.h5", "w") as dst:
@@ -72,6 +75,12 @@ def test_best_run_is_packed_with_its_record(tmp_path: Path) -> None:
     pack.unpack_weights(out, tmp_path / "back")
     restored = read_weights(tmp_path / "back" / "classifier.weights.h5")
     np.testing.assert_allclose(restored["layers/conv/vars/0"], best["layers/conv/vars/0"], atol=1e-3)
+
+
+def test_a_finished_run_is_ranked_by_its_recorded_accuracy_not_its_best_epoch(tmp_path: Path) -> None:
+    write_run(tmp_path / "scratch", [0.50, 0.60], finished=True, seed=1, final=0.605)
+    write_run(tmp_path / "tuned", [0.55, 0.58], finished=True, seed=2, final=0.63)  # recalibration: +5 points
+    assert pack.pack_best(tmp_path / "out", [tmp_path / "scratch", tmp_path / "tuned"]) == tmp_path / "tuned"
 
 
 def test_a_run_cut_short_ships_the_classifier_of_its_best_checkpoint_and_its_config(tmp_path: Path) -> None:

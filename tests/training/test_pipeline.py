@@ -229,10 +229,11 @@ def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training:
     assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "report.json").is_file()
 
 
-def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mixup", ["0", "0.2"])  # arrays, or mixed batches from a keras.utils.PyDataset
+def test_training_resumes_where_it_was_killed(mixup: str, tmp_path: Path) -> None:
     data = write_image_folders(tmp_path / "data", per_class=4, splits=("train",))
     work = tmp_path / "run"
-    cmd = train_command(data, work, "--epochs", "4", "--image-size", "32", "--no-export")
+    cmd = train_command(data, work, "--epochs", "4", "--image-size", "32", "--no-export", "--mixup", mixup)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = work / "log.csv"
     deadline = time.monotonic() + 240
@@ -248,6 +249,7 @@ def test_training_resumes_where_it_was_killed(tmp_path: Path) -> None:
     assert epochs == ["0", "1", "2", "3"], "the second run must continue, not start again"
     record = json.loads((work / "run.json").read_text())
     assert record["epochs_this_session"] == 4 - len(epochs_before)
+    assert record["config"]["mixup"] == float(mixup)
 
 
 def _kernels(weights_file: Path) -> dict[str, np.ndarray]:

@@ -1,33 +1,48 @@
 #!/usr/bin/env bash
 # The recipe run on a lent GPU (Keras 3 on JAX; TensorFlow is absent there). Export happens back on a CPU
 # machine with TensorFlow: python -m training.gpu.pack unweights ... && python -m training export ...
-# Carried: .whl (keras + namex + optree wheels for Python 3.12, see the device README), .gpudata/fer2013.npz.xz
-# (decoded FER2013 train + val: python -m training.gpu.pack arrays ../shared/data/fer2013 .gpudata/fer2013.npz.xz).
+# Carried: .whl (keras + namex + optree wheels for Python 3.12), .gpudata/fer2013.npz.xz (decoded FER2013 train +
+# val) and, to fine-tune, .gpuinit (a classifier's float16 parts): training/gpu/stage.sh out makes them.
 #
 # One ResNet50 step at 48x48 keeps an H100 mostly idle (the step is bound by dispatch, not arithmetic), so the
 # recipe trains several runs (network size, peak rate) side by side on the one GPU, each with the same time budget, and
 # ships the run with the best validation accuracy. Measured (README, docs/runs/fer2013-h100-64): sizes 48 / 64 / 80
 # at 1e-3 for 7 minutes gave 38.9 / 59.5 / 58.5 % on val; at 5e-4 the 80 px run reached 57.6 % in half the epochs.
-# Usage: OUT=dir BUDGET=minutes [RUNS="64:5e-4 64:3e-4 80:4e-4"] [HARD_STOP=seconds] training/gpu/h100.sh
-#        (each run is NETWORK_SIZE:PEAK_LEARNING_RATE; SIZES="64 80" with one LR=... is the same with one rate)
+# Usage: OUT=dir BUDGET=minutes [RUNS="64:5e-4 64:3e-4 80:4e-4"] [MIXUP=alpha] [HARD_STOP=seconds] training/gpu/h100.sh
+#        each run is NETWORK_SIZE:PEAK_LEARNING_RATE, or NETWORK_SIZE:PEAK_LEARNING_RATE:init to fine-tune the
+#        classifier carried in .gpuinit (one warm-up epoch); SIZES="64 80" with one LR=... is the same with one rate.
+#        STAGE=data only installs the wheels and unpacks the data, for a first call: data and weights together pass
+#        the 64 MiB a call carries, so a fine-tune carries .gpuinit in a second call on the still-warm machine.
 set -uo pipefail
-[ -n "${SKIP_PIP:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 1
+[ -n "${SKIP_PIP:-}" ] || [ -d /tmp/site/keras ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site KERAS_BACKEND=jax TRAINING_QUIET=1 PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU: memory as needed, not 75 % each
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz','wb'))" || exit 1
+if [ ! -f /tmp/fer2013.npz ]; then  # a warm machine keeps it from the call before
+  [ -f "${DATA_XZ:-.gpudata/fer2013.npz.xz}" ] || { echo "no data: carry .gpudata (a fresh machine)"; exit 3; }
+  python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz.part','wb'))" \
+    && mv /tmp/fer2013.npz.part /tmp/fer2013.npz || exit 1
+fi
+[ "${STAGE:-}" = data ] && { echo "wheels and data ready in /tmp"; exit 0; }
 COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --weight-decay 0.05
         --warmup-epochs "${WARMUP:-3}" --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3
-        --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}")
+        --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}"
+        ${MIXUP:+--mixup "$MIXUP"})
 if [ -n "${SIZES:-}" ]; then RUNS=""; for size in $SIZES; do RUNS="$RUNS $size:${LR:-5e-4}"; done; fi
 runs=()
 for spec in ${RUNS:-64:5e-4 64:3e-4 80:4e-4}; do
-  size=${spec%%:*}; rate=${spec#*:}; run="/tmp/run${size}_$rate"
+  IFS=: read -r size rate start <<< "$spec"; run="/tmp/run${size}_$rate${start:+_$start}"
   rm -rf "$run"  # a machine kept warm between calls still holds the last call's runs
+  init=()
+  if [ "$start" = init ]; then
+    [ -d .gpuinit ] || { echo "$spec: no .gpuinit carried"; exit 3; }
+    [ -f /tmp/init/classifier.weights.h5 ] || python3 -m training.gpu.pack unweights .gpuinit /tmp/init || exit 1
+    init=(--init-weights /tmp/init/classifier.weights.h5 --warmup-epochs 1)
+  fi
   # a run that overruns its budget is stopped so the others still get packed
   timeout "${HARD_STOP:-560}" python3 -m training train "${COMMON[@]}" --network-size "$size" --learning-rate "$rate" \
-    --work-dir "$run" > "$run.log" 2>&1 &
+    "${init[@]}" --work-dir "$run" > "$run.log" 2>&1 &
   runs+=("$run")
 done
 wait

@@ -14,6 +14,7 @@ Weights travel as float16 (half the bytes, in parts of at most 15 MiB); ``evalua
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ def pack_arrays(dataset: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "arrays.npz"
         save_arrays(plain, {split: load(dataset, split, 48) for split in sorted(splits(dataset) & {"train", "val"})})
+        out.parent.mkdir(parents=True, exist_ok=True)
         with plain.open("rb") as src, lzma.open(out, "wb", preset=6) as dst:
             while chunk := src.read(2**20):
                 dst.write(chunk)
@@ -102,7 +104,12 @@ def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None)
 
 
 def best_val_accuracy(run_dir: Path) -> float | None:
-    """The run's best epoch on validation, from its CSV log (also there when the run was cut short)."""
+    """What the run would ship scores on validation: a finished run's recorded accuracy (after BatchNorm
+    recalibration, flip-averaged where recorded), else the best epoch of its CSV log (a run cut short)."""
+    record = run_dir / "run.json"
+    if record.exists():
+        scores = json.loads(record.read_text())
+        return float(scores.get("validation_flip_averaged", scores["validation"])["accuracy"])
     log = run_dir / "log.csv"
     if not log.exists():
         return None
