@@ -30,16 +30,17 @@ COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --weight-decay 0.05
         --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}"
         ${MIXUP:+--mixup "$MIXUP"})
 if [ -n "${SIZES:-}" ]; then RUNS=""; for size in $SIZES; do RUNS="$RUNS $size:${LR:-5e-4}"; done; fi
+RUNS=${RUNS:-64:5e-4 64:3e-4 80:4e-4}
+if [[ " $RUNS" == *:init* ]]; then  # before any run starts: the classifier the fine-tunes start from
+  [ -d .gpuinit ] || { echo "a run says :init and no .gpuinit was carried"; exit 3; }
+  rm -rf /tmp/init && python3 -m training.gpu.pack unweights .gpuinit /tmp/init || exit 1
+fi
 runs=()
-for spec in ${RUNS:-64:5e-4 64:3e-4 80:4e-4}; do
+for spec in $RUNS; do
   IFS=: read -r size rate start <<< "$spec"; run="/tmp/run${size}_$rate${start:+_$start}"
   rm -rf "$run"  # a machine kept warm between calls still holds the last call's runs
   init=()
-  if [ "$start" = init ]; then
-    [ -d .gpuinit ] || { echo "$spec: no .gpuinit carried"; exit 3; }
-    [ -f /tmp/init/classifier.weights.h5 ] || python3 -m training.gpu.pack unweights .gpuinit /tmp/init || exit 1
-    init=(--init-weights /tmp/init/classifier.weights.h5 --warmup-epochs 1)
-  fi
+  [ "$start" != init ] || init=(--init-weights /tmp/init/classifier.weights.h5 --warmup-epochs 1)
   # a run that overruns its budget is stopped so the others still get packed
   timeout "${HARD_STOP:-560}" python3 -m training train "${COMMON[@]}" --network-size "$size" --learning-rate "$rate" \
     "${init[@]}" --work-dir "$run" > "$run.log" 2>&1 &
