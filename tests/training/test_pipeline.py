@@ -318,3 +318,17 @@ def test_a_run_on_data_without_a_val_split_is_measured_on_the_images_it_held_out
     assert held_out == 14 and sum(card["data"]["train"]["counts"].values()) == 56
     # Both runtimes measured on those 14 images, not on all 70 (56 of which the model was trained on).
     assert card["validation"]["savedmodel"]["n"] == card["validation"]["tflite"]["n"] == held_out
+
+
+def test_an_exported_version_packs_for_the_gpu_as_its_run_would(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    from training.gpu import pack
+
+    cmd = [sys.executable, "-m", "training.gpu.pack", "weights", str(tiny_training.model), str(tmp_path / "parts")]
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pack.unpack_weights(tmp_path / "parts", tmp_path / "back")
+    restored = _kernels(tmp_path / "back" / "classifier.weights.h5")
+    trained = _kernels(tiny_training.run / "classifier.weights.h5")
+    assert restored.keys() == trained.keys() and len(trained) > 50
+    for name, value in trained.items():
+        np.testing.assert_allclose(restored[name], value, rtol=1e-2, atol=1e-3)  # float16 on the way

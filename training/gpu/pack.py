@@ -4,7 +4,8 @@
                                                                # for FER2013: what h100.sh reads as .gpudata/)
     python -m training.gpu.pack dataset SRC_DIR OUT.npz       # files of a folder tree in one archive
     python -m training.gpu.pack unpack-dataset PACK.npz DEST   # ... and back into a folder tree
-    python -m training.gpu.pack weights RUN_DIR OUT_DIR        # classifier.weights.h5 -> float16 parts
+    python -m training.gpu.pack weights RUN_DIR OUT_DIR        # classifier.weights.h5 -> float16 parts (RUN_DIR
+                                                               # may be an exported version: model/emotion/4)
     python -m training.gpu.pack unweights PARTS_DIR RUN_DIR    # float16 parts -> classifier.weights.h5
     python -m training.gpu.pack best OUT_DIR RUN_DIR...        # the run with the best val accuracy -> OUT_DIR
 
@@ -87,6 +88,24 @@ def pack_weights(run_dir: Path, out_dir: Path, name: str = "classifier.weights.h
     np.savez(out_dir / f"weights_part{index}.npz", **part)  # type: ignore[arg-type]
 
 
+def classifier_weights(source: Path, scratch: Path) -> Path:
+    """The folder holding ``source``'s classifier.weights.h5: ``source`` itself (a training run), or ``scratch``
+    with one written from an exported version's SavedModel variables (needs TensorFlow)."""
+    if not (source / "saved_model.pb").is_file():
+        return source
+    from training.labels import EMOTIONS
+    from training.model import build_model
+    from training.train import load_initial_weights
+
+    hyper = json.loads((source / "model_card.json").read_text())["hyperparameters"]
+    size = hyper["image_size"]
+    classifier = build_model((size, size, 1), len(EMOTIONS), network_size=hyper["network_size"])
+    load_initial_weights(classifier, source)
+    scratch.mkdir(parents=True, exist_ok=True)
+    classifier.save_weights(str(scratch / "classifier.weights.h5"))
+    return scratch
+
+
 def unpack_weights(parts_dir: Path, run_dir: Path, template: Path | None = None) -> None:
     """classifier.weights.h5 in float32 from the parts, and the run's files packed with them."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,10 +169,15 @@ if __name__ == "__main__":
     verb, a, rest = sys.argv[1], Path(sys.argv[2]), [Path(arg) for arg in sys.argv[3:]]
     if verb == "best":
         sys.exit(0 if pack_best(a, rest) else 1)
+    if verb == "weights":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            pack_weights(classifier_weights(a, Path(scratch)), rest[0])
+        sys.exit(0)
     {
         "arrays": pack_arrays,
         "dataset": pack_dataset,
         "unpack-dataset": unpack_dataset,
-        "weights": pack_weights,
         "unweights": unpack_weights,
     }[verb](a, rest[0])

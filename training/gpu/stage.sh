@@ -6,7 +6,8 @@
 # while the GPU calls run; the data (~56 MiB) and a classifier to fine-tune (~47 MiB) go in separate calls.
 #
 #   training/gpu/stage.sh out [INIT]   # wheels (.whl), data (.gpudata), INIT's weights (.gpuinit, optional: a run
-#                                      # folder with classifier.weights.h5), model versions moved aside; sizes
+#                                      # folder or an exported version, model/emotion/4), model versions moved
+#                                      # aside; prints the sizes
 #   training/gpu/stage.sh back         # the model versions back where git expects them, checked
 #
 # ASIDE (default ~/.cache/emotion-training/model-aside) is where the versions wait; PY the Python with TensorFlow.
