@@ -14,10 +14,10 @@ import keras
 import numpy as np
 
 from training import data as datasets
+from training.batches import fit_inputs
 from training.batchnorm import CALIBRATION_CROPS, recalibrate_if_better
 from training.labels import EMOTIONS
 from training.metrics import classification_report
-from training.mixup import MixUpBatches
 from training.model import build_model, build_training_model, predict
 from training.schedule import EpochPlan
 
@@ -48,7 +48,7 @@ class TrainConfig:
     time_budget_min: float | None = None
     ferplus_mode: str = "majority"
     augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
-    mixup: float = 0.0  # Beta(alpha, alpha) blending of training pairs (training.mixup); 0: off
+    mixup: float = 0.0  # Beta(alpha, alpha) blending of training pairs (training.batches); 0: off
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
     recalibration_crops: int = CALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
@@ -131,39 +131,6 @@ def exported_variables(folder: Path) -> dict[str, np.ndarray]:
     # The function holds weak references only: keep the loaded object alive while reading.
     loaded = tf.saved_model.load(str(folder))
     return {v.name.split(":")[0]: v.numpy() for v in loaded.signatures["serving_default"].variables}
-
-
-def class_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
-    """One weight per class that rebalances rare classes (FER2013's disgust: 436 of 28,709), scaled so that the
-    training set's examples weigh 1 on average."""
-    if mode == "none":
-        return None
-    counts = np.maximum(labels.sum(axis=0), 1.0)
-    per_class = len(labels) / (len(counts) * counts)
-    if mode == "sqrt":
-        per_class = np.sqrt(per_class)
-    elif mode != "balanced":
-        raise ValueError(f"class weighting must be none, balanced or sqrt, got {mode!r}")
-    return (per_class / (labels @ per_class).mean()).astype(np.float32)
-
-
-def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
-    """Per-example weights: each label's blend of :func:`class_weights`."""
-    per_class = class_weights(labels, mode)
-    return None if per_class is None else labels @ per_class
-
-
-def training_inputs(cfg: TrainConfig, train_set: datasets.Dataset) -> dict[str, Any]:
-    """``model.fit``'s training arguments: the arrays as they are, or mixed batches with ``--mixup``."""
-    if cfg.mixup:
-        weights = class_weights(train_set.labels, cfg.class_weight)
-        return {"x": MixUpBatches(train_set.images, train_set.labels, cfg.batch_size, cfg.mixup, cfg.seed, weights)}
-    return {
-        "x": train_set.images[..., None],
-        "y": train_set.labels,
-        "sample_weight": sample_weights(train_set.labels, cfg.class_weight),
-        "batch_size": cfg.batch_size,
-    }
 
 
 def _on_gpu() -> bool:
@@ -256,7 +223,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ]
     started = time.monotonic()
     history = model.fit(
-        **training_inputs(cfg, train_set),
+        **fit_inputs(train_set, cfg.batch_size, cfg.class_weight, cfg.mixup, cfg.seed),
         validation_data=(val_set.images[..., None], val_set.labels),
         epochs=cfg.epochs,
         callbacks=callbacks,

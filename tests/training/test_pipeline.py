@@ -229,11 +229,13 @@ def test_evaluate_json_prints_one_object_with_the_contract_fields(tiny_training:
     assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "report.json").is_file()
 
 
-@pytest.mark.parametrize("mixup", ["0", "0.2"])  # arrays, or mixed batches from a keras.utils.PyDataset
-def test_training_resumes_where_it_was_killed(mixup: str, tmp_path: Path) -> None:
+# fit's two kinds of input: weighted arrays, or weighted mixed batches from a keras.utils.PyDataset
+@pytest.mark.parametrize(("mixup", "class_weight"), [("0", "balanced"), ("0.2", "sqrt")])
+def test_training_resumes_where_it_was_killed(mixup: str, class_weight: str, tmp_path: Path) -> None:
     data = write_image_folders(tmp_path / "data", per_class=4, splits=("train",))
     work = tmp_path / "run"
-    cmd = train_command(data, work, "--epochs", "4", "--image-size", "32", "--no-export", "--mixup", mixup)
+    options = ("--epochs", "4", "--image-size", "32", "--no-export", "--mixup", mixup, "--class-weight", class_weight)
+    cmd = train_command(data, work, *options)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = work / "log.csv"
     deadline = time.monotonic() + 240
@@ -249,7 +251,7 @@ def test_training_resumes_where_it_was_killed(mixup: str, tmp_path: Path) -> Non
     assert epochs == ["0", "1", "2", "3"], "the second run must continue, not start again"
     record = json.loads((work / "run.json").read_text())
     assert record["epochs_this_session"] == 4 - len(epochs_before)
-    assert record["config"]["mixup"] == float(mixup)
+    assert (record["config"]["mixup"], record["config"]["class_weight"]) == (float(mixup), class_weight)
 
 
 def _kernels(weights_file: Path) -> dict[str, np.ndarray]:

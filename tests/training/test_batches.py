@@ -2,8 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.mixup import MixUpBatches
-from training.train import class_weights, sample_weights
+from training.batches import MixUpBatches, class_weights, sample_weights
 
 
 def _two_class_data(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
