@@ -158,12 +158,16 @@ def _strategy_scope() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def classifier_from_config(config: dict[str, Any]) -> keras.Model:
+    """The untrained classifier a recorded config (a run's, or a model card's hyperparameters) describes."""
+    size = config["image_size"]
+    return build_model((size, size, 1), len(EMOTIONS), network_size=config["network_size"], dropout=config["dropout"])
+
+
 def load_run_classifier(run_dir: Path, config: dict[str, Any], from_checkpoint: bool = False) -> keras.Model:
     """A run's classifier, rebuilt from its recorded config, with its classifier.weights.h5 or, for a run cut
     short, its best-on-validation checkpoint (best.weights.h5: the classifier behind the augmentation layers)."""
-    size = config["image_size"]
-    shape = (size, size, 1)
-    classifier = build_model(shape, len(EMOTIONS), network_size=config["network_size"], dropout=config["dropout"])
+    classifier = classifier_from_config(config)
     if from_checkpoint:
         training_model = build_training_model(classifier, config["seed"], config["augmentation"])
         training_model.load_weights(str(run_dir / "best.weights.h5"))

@@ -19,9 +19,10 @@ set -uo pipefail
 export PYTHONPATH=/tmp/site KERAS_BACKEND=jax TRAINING_QUIET=1 PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU: memory as needed, not 75 % each
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+DATA_XZ=${DATA_XZ:-.gpudata/fer2013.npz.xz}
 if [ ! -f /tmp/fer2013.npz ]; then  # a warm machine keeps it from the call before
-  [ -f "${DATA_XZ:-.gpudata/fer2013.npz.xz}" ] || { echo "no data: carry .gpudata (a fresh machine)"; exit 3; }
-  python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('${DATA_XZ:-.gpudata/fer2013.npz.xz}'), open('/tmp/fer2013.npz.part','wb'))" \
+  [ -f "$DATA_XZ" ] || { echo "no data: carry .gpudata (a fresh machine)"; exit 3; }
+  python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$DATA_XZ'), open('/tmp/fer2013.npz.part','wb'))" \
     && mv /tmp/fer2013.npz.part /tmp/fer2013.npz || exit 1
 fi
 [ "${STAGE:-}" = data ] && { echo "wheels and data ready in /tmp"; exit 0; }

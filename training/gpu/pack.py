@@ -93,13 +93,9 @@ def classifier_weights(source: Path, scratch: Path) -> Path:
     with one written from an exported version's SavedModel variables (needs TensorFlow)."""
     if not (source / "saved_model.pb").is_file():
         return source
-    from training.labels import EMOTIONS
-    from training.model import build_model
-    from training.train import load_initial_weights
+    from training.train import classifier_from_config, load_initial_weights
 
-    hyper = json.loads((source / "model_card.json").read_text())["hyperparameters"]
-    size = hyper["image_size"]
-    classifier = build_model((size, size, 1), len(EMOTIONS), network_size=hyper["network_size"])
+    classifier = classifier_from_config(json.loads((source / "model_card.json").read_text())["hyperparameters"])
     load_initial_weights(classifier, source)
     scratch.mkdir(parents=True, exist_ok=True)
     classifier.save_weights(str(scratch / "classifier.weights.h5"))
