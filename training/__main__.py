@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weight", choices=["none", "balanced", "sqrt"], default="none")
     train.add_argument("--patience", type=int, default=15, help="early stopping on val accuracy")
     train.add_argument("--seed", type=int, default=1337)
-    train.add_argument("--precision", choices=["auto", "float32", "mixed"], default="auto")
+    train.add_argument(
+        "--precision",
+        choices=["auto", "float32", "mixed"],
+        default="auto",
+        help="auto: mixed on GPUs, float32 on CPUs; mixed: float16 on TensorFlow GPUs, else bfloat16",
+    )
     train.add_argument("--time-budget", type=float, dest="time_budget_min", help="minutes; fits the epochs to it")
     train.add_argument("--ferplus-mode", choices=["majority", "distribution"], default="majority")
     train.add_argument(

@@ -196,9 +196,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     keras.utils.set_random_seed(cfg.seed)
     on_gpu = _on_gpu()
     if cfg.precision == "mixed" or (cfg.precision == "auto" and on_gpu):
-        keras.mixed_precision.set_dtype_policy(
-            "mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16"
-        )
+        # float16 where TensorFlow runs on a GPU; bfloat16 on JAX and on CPUs (oneDNN's bf16 kernels: ResNet50 at
+        # 64 px trained 1.16-1.26x faster than float32 on an AVX512_BF16 EPYC, where float16 has no fast path)
+        tf_gpu = on_gpu and keras.backend.backend() == "tensorflow"
+        keras.mixed_precision.set_dtype_policy("mixed_float16" if tf_gpu else "mixed_bfloat16")
     train_set, val_set = load_data(cfg)
     print(train_set.report(), val_set.report(), sep="\n", flush=True)
 

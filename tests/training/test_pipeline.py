@@ -254,6 +254,25 @@ def test_training_resumes_where_it_was_killed(mixup: str, class_weight: str, tmp
     assert (record["config"]["mixup"], record["config"]["class_weight"]) == (float(mixup), class_weight)
 
 
+def test_mixed_precision_on_a_cpu_trains_in_bfloat16_and_exports_float32(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    import tensorflow as tf
+
+    options = ("--epochs", "1", "--image-size", "32", "--precision", "mixed", "--no-tflite")
+    models = tmp_path / "models"
+    cmd = train_command(tiny_training.data, tmp_path / "run", *options, "--model-dir", str(models))
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["dtype_policy"] == "mixed_bfloat16"
+    weights = read_weights(tmp_path / "run" / "classifier.weights.h5")
+    assert {w.dtype for w in weights.values()} == {np.dtype("float32")}
+    serve = tf.saved_model.load(str(models / "emotion" / "1")).signatures["serving_default"]
+    probabilities = serve(image=tf.constant(_crops(4)[:, :32, :32], tf.uint8))["probabilities"]
+    assert probabilities.dtype == tf.float32
+    np.testing.assert_allclose(probabilities.numpy().sum(axis=1), 1.0, atol=1e-5)
+
+
 def _kernels(weights_file: Path) -> dict[str, np.ndarray]:
     """Every conv and dense kernel of a saved classifier (BatchNorm statistics move even at a zero learning rate)."""
     return {name: w for name, w in read_weights(weights_file).items() if name.endswith("vars/0") and w.ndim >= 2}
