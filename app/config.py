@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(16, gt=0)
     detection_threshold: float = Field(0.5, ge=0, le=1)
     min_face_size: int = Field(24, ge=1)
-    face_margin: float = Field(0.15, ge=0, le=1)
+    # 0.08: of 0-0.2, the margin whose crops of FER2013 val faces found by the detector score best (1-2 points
+    # over 0.15 at every face size measured; python -m benchmarks.framing)
+    face_margin: float = Field(0.08, ge=0, le=1)
     batch_max_size: int = Field(32, gt=0)
     batch_max_wait_ms: float = Field(2.0, ge=0)
     queue_size: int = Field(256, gt=0)

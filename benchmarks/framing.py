@@ -1,0 +1,127 @@
+"""How much accuracy the service's own face crops keep, against FER2013's framing, per crop margin.
+
+    python -m benchmarks.framing [--model-dir DIR] [--margins 0 0.05 0.08 ...] [--setups 1:256 2:320 ...]
+
+FER2013's val crops are already framed (48x48, by the dataset's own face detector); the service frames faces
+itself: a BlazeFace box widened by ``EMOTION_FACE_MARGIN`` on each side. To measure what that framing costs, each
+val crop is enlarged (SCALE x) and set in the middle of a CANVAS x CANVAS photo (its edge pixels extended
+outwards), the server's detector finds the face, and the server's crop of it is classified at each margin. Reported
+per setup: how many faces were found, the accuracy of the original crops of those same faces, of the exact frame
+cut back out of the photo (what resampling alone costs), and of the detector's box at each margin; plus the median
+margin that reproduces FER2013's frame size from the box. Margins that reach past the original frame see extended
+edge pixels, not real surroundings, so this favours small margins a little. Results land in
+``benchmarks/results/framing.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks.run import FER2013_VAL, ROOT
+
+SIZE = 48  # FER2013's crops
+
+
+def paste(crop: np.ndarray, scale: int, canvas: int) -> np.ndarray:
+    """The crop enlarged ``scale`` x in the middle of a canvas x canvas RGB photo, its edges extended outwards."""
+    face = cv2.resize(crop, (SIZE * scale,) * 2, interpolation=cv2.INTER_CUBIC) if scale > 1 else crop
+    pad = (canvas - SIZE * scale) // 2
+    return cv2.cvtColor(cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB)
+
+
+def framing_bench(
+    images: np.ndarray,
+    labels: np.ndarray,
+    model_dir: Path,
+    detector_runtime: str,
+    scale: int,
+    canvas: int,
+    margins: list[float],
+) -> dict[str, Any]:
+    from app.classifier import EmotionClassifier
+    from app.detector import Face, FaceDetector
+    from app.predictor import crop_faces
+
+    classifier = EmotionClassifier(model_dir)
+    classifier.load()
+    detector = FaceDetector(runtime=detector_runtime)
+    pad = (canvas - SIZE * scale) // 2
+    centre, reach = canvas / 2, SIZE * scale / 2
+    found: list[tuple[int, Face, np.ndarray]] = []
+    try:
+        for i, crop in enumerate(images):
+            photo = paste(crop, scale, canvas)
+            faces = [
+                f
+                for f in detector.detect(photo, threshold=0.5, min_size=8)
+                if abs(f.x + f.width / 2 - centre) < reach and abs(f.y + f.height / 2 - centre) < reach
+            ]
+            if faces:
+                found.append((i, faces[0], photo))
+    finally:
+        detector.close()
+    if not found:
+        return {"scale": scale, "canvas": canvas, "faces": len(images), "found": 0}
+    ids = np.array([i for i, _, _ in found])
+    truth = labels[ids]
+
+    def accuracy(crops: np.ndarray) -> float:
+        return round(float((classifier.predict(crops).argmax(axis=1) == truth).mean()), 4)
+
+    frame = Face(pad, pad, SIZE * scale, SIZE * scale, 1.0)
+    sides = np.array([max(f.width, f.height) for _, f, _ in found]) / scale
+    return {
+        "scale": scale,
+        "canvas": canvas,
+        "faces": len(images),
+        "found": len(found),
+        "original_crops": accuracy(images[ids]),
+        "exact_frame": accuracy(np.stack([crop_faces(p, [frame], SIZE, 0.0)[0] for _, _, p in found])),
+        "margins": {str(m): accuracy(np.stack([crop_faces(p, [f], SIZE, m)[0] for _, f, p in found])) for m in margins},
+        "margin_matching_fer_frame": round(float((SIZE / np.median(sides) - 1) / 2), 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "model" / "emotion" / "4")
+    parser.add_argument("--detector-runtime", choices=["opencv", "tflite"], default="tflite")
+    parser.add_argument("--data", type=Path, default=FER2013_VAL)
+    parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
+    parser.add_argument("--setups", nargs="+", default=["1:256", "2:320", "3:320", "4:640"], help="SCALE:CANVAS")
+    parser.add_argument("--limit", type=int, help="first N crops of a seeded shuffle (default: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "framing.json")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        parser.error(f"--data {args.data} is not a folder of FER2013 class folders")
+    from training.data import load
+
+    val = load(args.data, None, SIZE)
+    order = np.random.default_rng(0).permutation(len(val.images))[: args.limit]
+    images, labels = val.images[order], np.asarray(val.classes)[order]
+    rows = []
+    for setup in args.setups:
+        scale, canvas = (int(v) for v in setup.split(":"))
+        started = time.perf_counter()
+        row = framing_bench(images, labels, args.model_dir, args.detector_runtime, scale, canvas, args.margins)
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    found = [r for r in rows if r["found"]]
+    mean = {m: round(float(np.mean([r["margins"][m] for r in found])), 4) for m in map(str, args.margins)}
+    print("mean over setups, per margin:", json.dumps(mean))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"model_dir": str(args.model_dir), "detector_runtime": args.detector_runtime, "setups": rows}
+    args.out.write_text(json.dumps({**result, "mean_per_margin": mean}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
