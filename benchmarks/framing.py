@@ -1,6 +1,7 @@
 """How much accuracy the service's own face crops keep, against FER2013's framing, per crop margin.
 
     python -m benchmarks.framing [--model-dir DIR] [--margins 0 0.05 0.08 ...] [--setups 1:256 2:320 ...]
+                                 [--fer-python PATH]
 
 FER2013's val crops are already framed (48x48, by the dataset's own face detector); the service frames faces
 itself: a BlazeFace box widened by ``EMOTION_FACE_MARGIN`` on each side. To measure what that framing costs, each
@@ -9,14 +10,17 @@ outwards), the server's detector finds the face, and the server's crop of it is 
 per setup: how many faces were found, the accuracy of the original crops of those same faces, of the exact frame
 cut back out of the photo (what resampling alone costs), and of the detector's box at each margin; plus the median
 margin that reproduces FER2013's frame size from the box. Margins that reach past the original frame see extended
-edge pixels, not real surroundings, so this favours small margins a little. Results land in
-``benchmarks/results/framing.json``.
+edge pixels, not real surroundings, so this favours small margins a little. With ``--fer-python`` (an interpreter
+with the ``fer`` package, as in ``benchmarks.run``) ``fer`` gets the same photos, end to end: how many faces its
+Haar cascade finds and how many of all photos it then names correctly, beside the same figures for the service at
+``EMOTION_FACE_MARGIN``. Results land in ``benchmarks/results/framing.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,27 @@ import numpy as np
 from benchmarks.run import FER2013_VAL, ROOT
 
 SIZE = 48  # FER2013's crops
+
+# fer's end to end on the same photos: the val folder in the same order (sorted paths, as training.data reads it,
+# then the same seeded shuffle), pasted alike; per photo the top emotion of the face nearest the middle, or None
+FER_SCRIPT = """
+import json, sys, cv2, numpy as np
+from pathlib import Path
+from fer.fer import FER
+val, scale, canvas, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+paths = sorted(p for p in Path(val).rglob('*') if p.is_file())
+order = np.random.default_rng(0).permutation(len(paths))[:limit]
+detector, pad, reach = FER(), (canvas - 48 * scale) // 2, 48 * scale / 2
+out = []
+for i in order:
+    crop = cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE)
+    face = cv2.resize(crop, (48 * scale,) * 2, interpolation=cv2.INTER_CUBIC) if scale > 1 else crop
+    photo = cv2.cvtColor(cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2BGR)
+    off = lambda x, y, w, h: max(abs(x + w / 2 - canvas / 2), abs(y + h / 2 - canvas / 2))
+    near = [f for f in detector.detect_emotions(photo) if off(*f['box']) < reach]
+    out.append(max(near[0]['emotions'], key=near[0]['emotions'].get) if near else None)
+print(json.dumps(out))
+"""
 
 
 def paste(crop: np.ndarray, scale: int, canvas: int) -> np.ndarray:
@@ -44,6 +69,7 @@ def framing_bench(
     scale: int,
     canvas: int,
     margins: list[float],
+    served_margin: float,
 ) -> dict[str, Any]:
     from app.classifier import EmotionClassifier
     from app.detector import Face, FaceDetector
@@ -75,6 +101,8 @@ def framing_bench(
     def accuracy(crops: np.ndarray) -> float:
         return round(float((classifier.predict(crops).argmax(axis=1) == truth).mean()), 4)
 
+    served = accuracy(np.stack([crop_faces(p, [f], SIZE, served_margin)[0] for _, f, p in found]))
+
     frame = Face(pad, pad, SIZE * scale, SIZE * scale, 1.0)
     sides = np.array([max(f.width, f.height) for _, f, _ in found]) / scale
     return {
@@ -86,6 +114,25 @@ def framing_bench(
         "exact_frame": accuracy(np.stack([crop_faces(p, [frame], SIZE, 0.0)[0] for _, _, p in found])),
         "margins": {str(m): accuracy(np.stack([crop_faces(p, [f], SIZE, m)[0] for _, f, p in found])) for m in margins},
         "margin_matching_fer_frame": round(float((SIZE / np.median(sides) - 1) / 2), 3),
+        "end_to_end": {"margin": served_margin, "correct_of_all": round(served * len(found) / len(images), 4)},
+    }
+
+
+def fer_end_to_end(
+    fer_python: str, data: Path, scale: int, canvas: int, limit: int | None, truth: list[str]
+) -> dict[str, Any]:
+    """``fer`` on the same photos: faces found, and photos named correctly among those and among all."""
+    argv = [fer_python, "-c", FER_SCRIPT, str(data), str(scale), str(canvas), json.dumps(limit)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    named = json.loads(done.stdout.strip().splitlines()[-1])
+    if len(named) != len(truth):
+        raise RuntimeError(f"fer saw {len(named)} photos, the service {len(truth)}: not the same photos")
+    found = [(n, t) for n, t in zip(named, truth, strict=True) if n is not None]
+    correct = sum(n == t for n, t in found)
+    return {
+        "found": len(found),
+        "accuracy_on_found": round(correct / len(found), 4) if found else None,
+        "correct_of_all": round(correct / len(truth), 4),
     }
 
 
@@ -97,11 +144,13 @@ def main() -> int:
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
     parser.add_argument("--setups", nargs="+", default=["1:256", "2:320", "3:320", "4:640"], help="SCALE:CANVAS")
     parser.add_argument("--limit", type=int, help="first N crops of a seeded shuffle (default: all)")
+    parser.add_argument("--fer-python", help="an interpreter with fer and OpenCV 4: fer end to end on the same photos")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "framing.json")
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder of FER2013 class folders")
-    from training.data import load
+    from app.config import Settings
+    from training.data import EMOTIONS, load
 
     val = load(args.data, None, SIZE)
     order = np.random.default_rng(0).permutation(len(val.images))[: args.limit]
@@ -110,7 +159,11 @@ def main() -> int:
     for setup in args.setups:
         scale, canvas = (int(v) for v in setup.split(":"))
         started = time.perf_counter()
-        row = framing_bench(images, labels, args.model_dir, args.detector_runtime, scale, canvas, args.margins)
+        served = Settings().face_margin
+        row = framing_bench(images, labels, args.model_dir, args.detector_runtime, scale, canvas, args.margins, served)
+        if args.fer_python:
+            truth = [EMOTIONS[k] for k in labels]
+            row["fer"] = fer_end_to_end(args.fer_python, args.data, scale, canvas, args.limit, truth)
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
