@@ -44,6 +44,17 @@ def test_a_larger_minimum_size_needs_no_tiles() -> None:
     assert len(windows(640, 640, 24)) > 1
 
 
+@pytest.mark.parametrize("side", [84, 107, 640])
+def test_a_photo_that_is_only_a_face_is_found(detector: FaceDetector, astronaut, side: int) -> None:
+    # the astronaut's face cut at (or inside) its own box: nothing around it, as in an upload of a face crop
+    inner = 0.9 if side == 84 else 1.0
+    half = round(107 * inner / 2)
+    crop = np.ascontiguousarray(astronaut[121 - half : 121 + half, 226 - half : 226 + half])
+    photo = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA) if side == 640 else crop
+    [face] = detector.detect(photo, min_size=16)
+    assert face.width >= 0.8 * photo.shape[1] and face.height >= 0.8 * photo.shape[0]
+
+
 @pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
 def test_no_face_where_there_is_none(detector: FaceDetector, name: str) -> None:
     assert detector.detect(getattr(data, name)()) == []
