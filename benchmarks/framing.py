@@ -142,7 +142,9 @@ def main() -> int:
     parser.add_argument("--detector-runtime", choices=["opencv", "tflite"], default="tflite")
     parser.add_argument("--data", type=Path, default=FER2013_VAL)
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
-    parser.add_argument("--setups", nargs="+", default=["1:256", "2:320", "3:320", "4:640"], help="SCALE:CANVAS")
+    parser.add_argument(
+        "--setups", nargs="+", default=["1:48", "1:256", "2:320", "3:320", "4:640"], help="SCALE:CANVAS"
+    )
     parser.add_argument("--limit", type=int, help="first N crops of a seeded shuffle (default: all)")
     parser.add_argument("--fer-python", help="an interpreter with fer and OpenCV 4: fer end to end on the same photos")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "framing.json")
