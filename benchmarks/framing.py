@@ -137,8 +137,10 @@ def fer_end_to_end(
 
 
 def main() -> int:
+    from app.config import Settings
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "model" / "emotion" / "4")
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir, help="default: the served model")
     parser.add_argument("--detector-runtime", choices=["opencv", "tflite"], default="tflite")
     parser.add_argument("--data", type=Path, default=FER2013_VAL)
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
@@ -151,7 +153,6 @@ def main() -> int:
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder of FER2013 class folders")
-    from app.config import Settings
     from training.data import EMOTIONS, load
 
     val = load(args.data, None, SIZE)
@@ -173,7 +174,9 @@ def main() -> int:
     mean = {m: round(float(np.mean([r["margins"][m] for r in found])), 4) for m in map(str, args.margins)}
     print("mean over setups, per margin:", json.dumps(mean))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"model_dir": str(args.model_dir), "detector_runtime": args.detector_runtime, "setups": rows}
+    model_dir = args.model_dir.resolve()
+    shown = model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir
+    result = {"model_dir": str(shown), "detector_runtime": args.detector_runtime, "setups": rows}
     args.out.write_text(json.dumps({**result, "mean_per_margin": mean}, indent=2) + "\n")
     return 0
 
