@@ -83,6 +83,13 @@ def test_the_shipped_model_sees_the_smiling_astronaut_as_happy(shipped_server: s
     assert face["dominant_emotion"] == "happy"
 
 
+def test_an_upload_of_only_the_smiling_face_is_answered_happy(shipped_server: str, astronaut) -> None:
+    face_only = np.ascontiguousarray(astronaut[68:175, 173:280])  # the face cut at its box: no room around it
+    [face] = predict(shipped_server, jpeg_bytes(face_only)).json()["faces"]
+    assert face["dominant_emotion"] == "happy"
+    assert face["box"]["width"] >= 90 and face["box"]["height"] >= 90
+
+
 def test_the_shipped_model_finds_four_faces_in_the_tiling(shipped_server: str, astronaut) -> None:
     assert len(predict(shipped_server, jpeg_bytes(np.tile(astronaut, (2, 2, 1)))).json()["faces"]) == 4
 
