@@ -23,12 +23,16 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from benchmarks.run import FER2013_VAL, ROOT
+
+if TYPE_CHECKING:
+    from app.classifier import EmotionClassifier
+    from app.detector import FaceDetector
 
 SIZE = 48  # FER2013's crops
 
@@ -64,35 +68,28 @@ def paste(crop: np.ndarray, scale: int, canvas: int) -> np.ndarray:
 def framing_bench(
     images: np.ndarray,
     labels: np.ndarray,
-    model_dir: Path,
-    detector_runtime: str,
+    classifier: EmotionClassifier,
+    detector: FaceDetector,
     scale: int,
     canvas: int,
     margins: list[float],
     served_margin: float,
 ) -> dict[str, Any]:
-    from app.classifier import EmotionClassifier
-    from app.detector import Face, FaceDetector
+    from app.detector import Face
     from app.predictor import crop_faces
 
-    classifier = EmotionClassifier(model_dir)
-    classifier.load()
-    detector = FaceDetector(runtime=detector_runtime)
     pad = (canvas - SIZE * scale) // 2
     centre, reach = canvas / 2, SIZE * scale / 2
     found: list[tuple[int, Face, np.ndarray]] = []
-    try:
-        for i, crop in enumerate(images):
-            photo = paste(crop, scale, canvas)
-            faces = [
-                f
-                for f in detector.detect(photo, threshold=0.5, min_size=8)
-                if abs(f.x + f.width / 2 - centre) < reach and abs(f.y + f.height / 2 - centre) < reach
-            ]
-            if faces:
-                found.append((i, faces[0], photo))
-    finally:
-        detector.close()
+    for i, crop in enumerate(images):
+        photo = paste(crop, scale, canvas)
+        faces = [
+            f
+            for f in detector.detect(photo, threshold=0.5, min_size=8)
+            if abs(f.x + f.width / 2 - centre) < reach and abs(f.y + f.height / 2 - centre) < reach
+        ]
+        if faces:
+            found.append((i, faces[0], photo))
     if not found:
         return {"scale": scale, "canvas": canvas, "faces": len(images), "found": 0}
     ids = np.array([i for i, _, _ in found])
@@ -101,8 +98,11 @@ def framing_bench(
     def accuracy(crops: np.ndarray) -> float:
         return round(float((classifier.predict(crops).argmax(axis=1) == truth).mean()), 4)
 
-    served = accuracy(np.stack([crop_faces(p, [f], SIZE, served_margin)[0] for _, f, p in found]))
+    def at_margin(margin: float) -> float:
+        return accuracy(np.stack([crop_faces(p, [f], SIZE, margin)[0] for _, f, p in found]))
 
+    by_margin = {str(m): at_margin(m) for m in margins}
+    served = by_margin[str(served_margin)] if str(served_margin) in by_margin else at_margin(served_margin)
     frame = Face(pad, pad, SIZE * scale, SIZE * scale, 1.0)
     sides = np.array([max(f.width, f.height) for _, f, _ in found]) / scale
     return {
@@ -112,7 +112,7 @@ def framing_bench(
         "found": len(found),
         "original_crops": accuracy(images[ids]),
         "exact_frame": accuracy(np.stack([crop_faces(p, [frame], SIZE, 0.0)[0] for _, _, p in found])),
-        "margins": {str(m): accuracy(np.stack([crop_faces(p, [f], SIZE, m)[0] for _, f, p in found])) for m in margins},
+        "margins": by_margin,
         "margin_matching_fer_frame": round(float((SIZE / np.median(sides) - 1) / 2), 3),
         "end_to_end": {"margin": served_margin, "correct_of_all": round(served * len(found) / len(images), 4)},
     }
@@ -153,23 +153,31 @@ def main() -> int:
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder of FER2013 class folders")
+    from app.classifier import EmotionClassifier
+    from app.detector import FaceDetector
     from training.data import EMOTIONS, load
 
+    classifier = EmotionClassifier(args.model_dir)
+    classifier.load()
+    detector = FaceDetector(runtime=args.detector_runtime)
+    served = Settings().face_margin
     val = load(args.data, None, SIZE)
     order = np.random.default_rng(0).permutation(len(val.images))[: args.limit]
     images, labels = val.images[order], np.asarray(val.classes)[order]
+    truth = [EMOTIONS[k] for k in labels]
     rows = []
-    for setup in args.setups:
-        scale, canvas = (int(v) for v in setup.split(":"))
-        started = time.perf_counter()
-        served = Settings().face_margin
-        row = framing_bench(images, labels, args.model_dir, args.detector_runtime, scale, canvas, args.margins, served)
-        if args.fer_python:
-            truth = [EMOTIONS[k] for k in labels]
-            row["fer"] = fer_end_to_end(args.fer_python, args.data, scale, canvas, args.limit, truth)
-        row["seconds"] = round(time.perf_counter() - started, 1)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    try:
+        for setup in args.setups:
+            scale, canvas = (int(v) for v in setup.split(":"))
+            started = time.perf_counter()
+            row = framing_bench(images, labels, classifier, detector, scale, canvas, args.margins, served)
+            if args.fer_python:
+                row["fer"] = fer_end_to_end(args.fer_python, args.data, scale, canvas, args.limit, truth)
+            row["seconds"] = round(time.perf_counter() - started, 1)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        detector.close()
     found = [r for r in rows if r["found"]]
     mean = {m: round(float(np.mean([r["margins"][m] for r in found])), 4) for m in map(str, args.margins)}
     print("mean over setups, per margin:", json.dumps(mean))
