@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         help="blend training pairs with Beta(ALPHA, ALPHA) weights, labels alike (0.2 is usual; default 0: off)",
     )
     train.add_argument(
+        "--ema-momentum",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="validate and keep an exponential moving average of the weights (0.999 is usual; default 0: off)",
+    )
+    train.add_argument(
         "--init-weights",
         help="start from a finished run (its folder or classifier.weights.h5) or an exported model version folder "
         "(e.g. model/emotion/2): continue or fine-tune it",
@@ -150,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from training.train import TrainConfig, train
 
+    if not 0 <= args.ema_momentum < 1:
+        print(f"error: --ema-momentum must be in [0, 1), got {args.ema_momentum}", file=sys.stderr)
+        return 2
     cfg = TrainConfig.known(vars(args))
     record = train(cfg)
     print(f"validation accuracy {record['validation']['accuracy']:.4f} -> {cfg.run_dir}", file=sys.stderr)

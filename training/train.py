@@ -49,6 +49,7 @@ class TrainConfig:
     ferplus_mode: str = "majority"
     augmentation: str = "full"  # full | light | none (see training.model.build_augmentation)
     mixup: float = 0.0  # Beta(alpha, alpha) blending of training pairs (training.batches); 0: off
+    ema_momentum: float = 0.0  # validate, keep and export a moving average of the weights (Polyak); 0: off
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
     recalibration_crops: int = CALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
@@ -95,6 +96,32 @@ def initial_weights(path: str) -> Path:
             "a .weights.h5 file saved by a previous run, or an exported model folder holding saved_model.pb"
         )
     return candidate
+
+
+def recorded_sizes(source: Path) -> tuple[int, int] | None:
+    """(crop size, network size) that ``source`` (see initial_weights) was trained at, from its model card or its
+    run's config; None where neither is there."""
+    folder = source if source.is_dir() else source.parent
+    for name, section in (("model_card.json", "hyperparameters"), ("run.json", "config"), (CONFIG_FILE, None)):
+        if (folder / name).is_file():
+            recorded = json.loads((folder / name).read_text())
+            options = recorded.get(section, {}) if section else recorded
+            image = int(options.get("image_size") or TrainConfig.image_size)
+            return image, int(options.get("network_size") or image)
+    return None
+
+
+def check_initial_sizes(cfg: TrainConfig, source: Path) -> None:
+    """ResNet50's weights fit any input size, so weights trained at another size would load without a word and
+    train from a poor start: refuse them, naming the options that fit."""
+    recorded = recorded_sizes(source)
+    wanted = (cfg.image_size, cfg.network_size or cfg.image_size)
+    if recorded and recorded != wanted:
+        raise datasets.DataError(
+            f"--init-weights {cfg.init_weights} was trained on {recorded[0]} px crops in a {recorded[1]} px "
+            f"network, this run asks for {wanted[0]} px in {wanted[1]} px: pass --image-size {recorded[0]} "
+            f"--network-size {recorded[1]}"
+        )
 
 
 def load_initial_weights(classifier: keras.Model, source: Path) -> None:
@@ -189,6 +216,8 @@ def validation_record(classifier: keras.Model, val_set: datasets.Dataset) -> dic
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Fit, resume-safe; writes best weights, log, curves and run.json into the run directory."""
     start_from = initial_weights(cfg.init_weights) if cfg.init_weights else None
+    if start_from:
+        check_initial_sizes(cfg, start_from)
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     # what ``finish`` rebuilds a run from when the process is stopped before run.json is written
@@ -212,15 +241,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             load_initial_weights(classifier, start_from)
         model = build_training_model(classifier, cfg.seed, cfg.augmentation)
         model.compile(
-            optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
+            optimizer=keras.optimizers.AdamW(
+                cfg.learning_rate,
+                weight_decay=cfg.weight_decay,
+                use_ema=cfg.ema_momentum > 0,
+                ema_momentum=cfg.ema_momentum or 0.99,
+            ),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
             metrics=["accuracy"],
         )
     best = run_dir / "best.weights.h5"
     plan = EpochPlan(cfg.learning_rate, cfg.epochs, cfg.warmup_epochs, cfg.time_budget_min and cfg.time_budget_min * 60)
+    # The backup keeps the raw weights (and the average among the optimizer's variables) so a resumed run goes on
+    # as it was; with an average, validation and the best checkpoint see the averaged weights instead.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum > 0 else []
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         plan,
+        *swap,
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience),
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),

@@ -299,7 +299,37 @@ def test_a_new_run_can_start_from_a_finished_runs_weights(
     assert json.loads((continued / "run.json").read_text())["config"]["init_weights"] == str(start_from)
 
 
-@pytest.mark.parametrize("source", ["missing", "not-weights", "best"])
+def test_a_run_with_a_weight_average_keeps_the_average_not_the_last_weights(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    # At a momentum this close to 1 the average barely leaves the weights after the first step, while the weights
+    # themselves take every step: the kept classifier tells which of the two a run kept.
+    data = write_image_folders(tmp_path / "data", per_class=10)
+    start = _kernels(tiny_training.run / "classifier.weights.h5")
+    options = ("--epochs", "1", "--learning-rate", "1e-3", "--warmup-epochs", "0", "--recalibration-crops", "0")
+    options += ("--no-export", "--init-weights", str(tiny_training.run))
+    moved: dict[str, float] = {}
+    for name, average in (("plain", ()), ("averaged", ("--ema-momentum", "0.99999"))):
+        cmd = train_command(data, tmp_path / name, *options, *average)
+        result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        kept = _kernels(tmp_path / name / "classifier.weights.h5")
+        moved[name] = float(sum(np.abs(kept[k] - start[k]).sum() for k in start))
+    assert moved["averaged"] > 0, "the average starts from the weights after the first step, not from the start"
+    assert moved["averaged"] < 0.5 * moved["plain"], moved
+    record = json.loads((tmp_path / "averaged" / "run.json").read_text())
+    assert record["config"]["ema_momentum"] == 0.99999
+
+
+@pytest.mark.parametrize("momentum", ["1", "-0.5"])
+def test_a_weight_average_momentum_outside_zero_to_one_is_refused(momentum: str, tmp_path: Path) -> None:
+    cmd = train_command(tmp_path / "data", tmp_path / "run", "--ema-momentum", momentum)
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2 and f"--ema-momentum must be in [0, 1), got {float(momentum)}" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("source", ["missing", "not-weights", "best", "network-size", "exported-network-size"])
 def test_init_weights_that_cannot_be_used_give_a_clear_error(
     source: str, tiny_training: TinyTraining, tmp_path: Path
 ) -> None:
@@ -307,12 +337,18 @@ def test_init_weights_that_cannot_be_used_give_a_clear_error(
         "missing": tmp_path / "nowhere",
         "not-weights": tiny_training.run / "run.json",
         "best": tiny_training.run / "best.weights.h5",  # the training wrapper's weights, not the classifier's
+        # trained at 48 px: its weights would load into a 64 px network without complaint
+        "network-size": tiny_training.run,
+        "exported-network-size": tiny_training.model,
     }[source]
-    options = ("--epochs", "1", "--no-export", "--init-weights", str(path))
+    other_size = ("--network-size", "64") if source.endswith("network-size") else ()
+    options = ("--epochs", "1", "--no-export", "--init-weights", str(path), *other_size)
     cmd = train_command(tiny_training.data, tmp_path / "run", *options)
     result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and f"--init-weights {path}" in result.stderr
+    if other_size:
+        assert "pass --image-size 48 --network-size 48" in result.stderr
 
 
 def test_int8_is_rejected_when_it_loses_accuracy_on_enough_crops() -> None:
