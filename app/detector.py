@@ -162,8 +162,13 @@ class FaceDetector:
         return self._solo
 
     def _load_opencv(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        # The classic engine exposes both outputs (boxes and scores); the new one only the first.
-        net = cv2.dnn.readNetFromTFLite(self.model_path, engine=cv2.dnn.ENGINE_CLASSIC)
+        # OpenCV 5.0's new engine exposes only the first output (boxes, not scores), so there take the classic one;
+        # 4.x has only that one, and 5.1 dropped it for a new engine that answers both outputs.
+        classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
+        if classic is None:
+            net = cv2.dnn.readNetFromTFLite(self.model_path)
+        else:
+            net = cv2.dnn.readNetFromTFLite(self.model_path, engine=classic)
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
 
         def forward(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
