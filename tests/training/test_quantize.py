@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import FER2013
+from tests.conftest import FER2013, SHIPPED
 from training.quantize import activation_peaks, typical
 
 # A laughing face from FER2013's training split that drives model/emotion/4's last stages to ~15x their usual peak:
-# among the calibration crops it made the full-int8 twin call most faces "angry" (34.7 % on val crops).
+# among the calibration crops it made the full-int8 twin call most faces "angry" (34.7 % on val crops). Which crops
+# saturate is a property of the weights (version 5's peak on it is ~2x), so the test pins the version it was found on.
 SATURATING_FACE = "train/happy/Training_76287939.jpg"
+SATURATED_MODEL = SHIPPED / "4"
 
 
 def test_a_crop_far_past_the_others_peak_is_left_out() -> None:
@@ -29,7 +29,9 @@ def test_every_crop_is_kept_when_none_stands_out() -> None:
     assert typical(peaks).all()
 
 
-def test_the_shipped_model_is_calibrated_without_the_face_that_saturates_it(shipped_model: Path) -> None:
+def test_version_4_is_calibrated_without_the_face_that_saturates_it() -> None:
+    if not (SATURATED_MODEL / "model_card.json").is_file():
+        pytest.skip(f"{SATURATED_MODEL} (the model this face saturates) is not in the repository")
     if not (FER2013 / SATURATING_FACE).is_file():
         pytest.skip(f"FER2013 training image {SATURATING_FACE} not found under {FER2013}")
     files = sorted((FER2013 / "train").glob("*/*.jpg"))
@@ -37,7 +39,7 @@ def test_the_shipped_model_is_calibrated_without_the_face_that_saturates_it(ship
     crops = np.stack([np.asarray(Image.open(files[i]).convert("L")) for i in picks])
     crops = np.concatenate([crops, np.asarray(Image.open(FER2013 / SATURATING_FACE).convert("L"))[None]])
 
-    peaks = activation_peaks(shipped_model, crops)
+    peaks = activation_peaks(SATURATED_MODEL, crops)
 
     assert (peaks[-1] / np.median(peaks[:-1], axis=0)).max() > 10  # on some activation, 10x a usual crop's peak
     keep = typical(peaks)
