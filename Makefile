@@ -14,7 +14,7 @@ $(BIN)/activate:
 # The pinned versions the image is built from and the suite last passed with, so a new release on the index
 # (OpenCV 5.1 dropped an API this code used) cannot break a fresh install unseen.
 install: $(BIN)/activate
-	$(BIN)/pip install -q -c requirements/cpu.txt -c requirements/dev.txt -e '.[cpu,dev]'
+	$(BIN)/pip install -q -c requirements/cpu.txt -c requirements/dev.txt -e '.[cpu,dev,export]'
 
 serve: install
 	MALLOC_ARENA_MAX=2 $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)

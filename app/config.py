@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMOTION_", env_file=".env", extra="ignore")
 
     model_dir: Path = Field(default_factory=lambda: newest_version(SHIPPED_MODELS))
-    runtime: Literal["auto", "savedmodel", "tflite"] = "auto"
+    runtime: Literal["auto", "savedmodel", "tflite", "openvino"] = "auto"
     detector_runtime: Literal["opencv", "tflite"] = "opencv"
     max_upload_bytes: int = Field(10 * 2**20, gt=0)
     max_pixels: int = Field(40_000_000, gt=0)

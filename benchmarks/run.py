@@ -48,7 +48,10 @@ def classifier_bench(model_dir: Path) -> list[dict[str, Any]]:
 
     crops, labels = _val_crops()
     rows = []
-    for runtime in ("savedmodel", "tflite"):
+    card = json.loads((model_dir / "model_card.json").read_text())
+    for runtime in ("savedmodel", "tflite", "openvino"):
+        if runtime not in card.get("runtimes", {}):
+            continue
         clf = EmotionClassifier(model_dir, runtime)
         clf.load()
         accuracy = None

@@ -1,4 +1,4 @@
-"""python -m training {train,recalibrate,finish,export,quantize,evaluate}: retrain, package, measure the classifier."""
+"""python -m training {train,recalibrate,finish,export,quantize,openvino,evaluate}: retrain, package, measure."""
 
 from __future__ import annotations
 
@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--data", help="the training set (int8 calibration), where it is not at the card's path")
     quantize.add_argument("--export-val-data", help="measure the new twin on this set (default: the card's val)")
 
+    openvino = verbs.add_parser(
+        "openvino", help="write an exported version's OpenVINO int8 twin (faster on CPUs without AVX-512 VNNI)"
+    )
+    openvino.add_argument("--model", type=Path, required=True, help="the exported version folder, e.g. model/emotion/5")
+    openvino.add_argument("--data", help="the training set (calibration), where it is not at the card's path")
+    openvino.add_argument("--export-val-data", help="measure the twin on this set (default: the card's val)")
+
     evaluate = verbs.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a model")
     evaluate.add_argument("--data", required=True, help="image folders, .zip, fer2013.csv or FER+ folder")
     evaluate.add_argument(
@@ -105,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         "default: the model the service serves (EMOTION_MODEL_DIR, else the newest under model/emotion)",
     )
     evaluate.add_argument("--split", choices=["train", "val", "test"], help="only this split of the data")
-    evaluate.add_argument("--runtime", choices=["savedmodel", "tflite"], default="savedmodel")
+    evaluate.add_argument("--runtime", choices=["savedmodel", "tflite", "openvino"], default="savedmodel")
     evaluate.add_argument("--report-dir", type=Path, help="write report.json and confusion_matrix.png here")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
@@ -148,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.verb == "quantize":
             return _quantize(args)
+        if args.verb == "openvino":
+            return _openvino(args)
         return _evaluate(args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -183,6 +192,28 @@ def _export(args: argparse.Namespace) -> int:
         val_data=args.export_val_data,
     )
     print(f"exported {out}", file=sys.stderr)
+    return 0
+
+
+def _openvino(args: argparse.Namespace) -> int:
+    from training.openvino_twin import write_openvino_twin
+
+    if not (args.model / "model_card.json").is_file():
+        print(f"error: {args.model} is not an exported model version (no model_card.json)", file=sys.stderr)
+        return 2
+    card = write_openvino_twin(args.model, args.data, args.export_val_data)
+    saved = card["validation"]["savedmodel"]["accuracy"]
+    if "openvino_rejected" in card:
+        lost = card["openvino_rejected"]["validation_accuracy"]["openvino"]
+        print(
+            f"OpenVINO twin measured {lost:.4f} on val against the SavedModel's {saved:.4f}: not kept", file=sys.stderr
+        )
+        return 1
+    kept = card["validation"]["openvino"]["accuracy"]
+    print(
+        f"{args.model}/{card['runtimes']['openvino']}: val accuracy {kept:.4f} (SavedModel {saved:.4f})",
+        file=sys.stderr,
+    )
     return 0
 
 

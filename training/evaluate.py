@@ -43,6 +43,11 @@ def predictor(model_dir: Path, runtime: str) -> Callable[[np.ndarray], np.ndarra
     if runtime == "savedmodel":
         serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
         return lambda x: serve(image=tf.constant(x))["probabilities"].numpy()
+    if runtime == "openvino":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(model_dir / "openvino" / "model.xml"), "CPU")
+        return lambda x: np.asarray(compiled(x)[0])
     interpreter = tf.lite.Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=os.cpu_count())
     runner = interpreter.get_signature_runner("serving_default")
     return lambda x: runner(image=x)["probabilities"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from skimage import data
 
 from tests.conftest import jpeg_bytes, start_server
@@ -94,12 +95,39 @@ def test_the_shipped_model_finds_four_faces_in_the_tiling(shipped_server: str, a
     assert len(predict(shipped_server, jpeg_bytes(np.tile(astronaut, (2, 2, 1)))).json()["faces"]) == 4
 
 
-def test_the_shipped_models_cpu_twin_gives_probabilities_summing_to_one(shipped_model: Path) -> None:
+@pytest.mark.parametrize("runtime", ["tflite", "openvino"])
+def test_the_shipped_models_cpu_twins_give_probabilities_summing_to_one(shipped_model: Path, runtime: str) -> None:
     from app.classifier import EmotionClassifier
 
-    classifier = EmotionClassifier(shipped_model, "tflite")
+    classifier = EmotionClassifier(shipped_model, runtime)
     classifier.load()
+    assert classifier.runtime == runtime
     crops = np.random.default_rng(0).integers(0, 256, (64, classifier.input_size, classifier.input_size), np.uint8)
     probabilities = classifier.predict(crops)
     assert probabilities.shape == (64, len(classifier.class_names)) and (probabilities >= 0).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_the_shipped_models_twins_agree_on_the_smiling_face(shipped_model: Path, astronaut) -> None:
+    from app.classifier import EmotionClassifier
+
+    face = np.asarray(Image.fromarray(astronaut[60:185, 165:290]).convert("L").resize((48, 48), Image.BOX))[None]
+    answers = {}
+    for runtime in ("savedmodel", "tflite", "openvino"):
+        classifier = EmotionClassifier(shipped_model, runtime)
+        classifier.load()
+        answers[runtime] = classifier.predict(face)[0]
+    assert {r: classifier.class_names[int(p.argmax())] for r, p in answers.items()} == dict.fromkeys(answers, "happy")
+    np.testing.assert_allclose(answers["openvino"], answers["savedmodel"], atol=0.1)
+
+
+def test_auto_picks_openvino_only_on_a_cpu_without_vnni(shipped_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import classifier as module
+
+    picked = {}
+    for vnni in (True, False):
+        monkeypatch.setattr(module, "_cpu_has_vnni", lambda vnni=vnni: vnni)
+        classifier = module.EmotionClassifier(shipped_model, "auto")
+        classifier.load()
+        picked[vnni] = classifier.runtime
+    assert picked == {True: "tflite", False: "openvino"}

@@ -187,6 +187,34 @@ def test_quantize_refuses_what_it_cannot_do_and_leaves_the_model_as_it_was(
     assert (version / "model.tflite").read_bytes() == twin
 
 
+def test_the_openvino_twin_is_int8_measured_on_val_and_served(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    import openvino as ov
+
+    from app.classifier import EmotionClassifier
+
+    version = tmp_path / "4"
+    shutil.copytree(tiny_training.model, version)
+    openvino = [sys.executable, "-m", "training", "openvino", "--model", str(version)]
+    subprocess.run(openvino, cwd=ROOT, env=ENV, check=True, capture_output=True)
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["runtimes"]["openvino"] == "openvino/model.xml" and card["runtimes"]["tflite"] == "model.tflite"
+    assert card["validation"]["openvino"]["n"] == card["validation"]["savedmodel"]["n"]
+    network = ov.Core().read_model(str(version / "openvino" / "model.xml"))
+    int8_weights = [
+        op for op in network.get_ops() if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8
+    ]
+    assert len(int8_weights) >= 50  # ResNet50's convolutions and the head
+    classifier = EmotionClassifier(version, "openvino")
+    classifier.load()
+    np.testing.assert_allclose(classifier.predict(_crops(8)[..., 0]).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_the_openvino_verb_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
+    openvino = [sys.executable, "-m", "training", "openvino", "--model", str(tmp_path)]
+    result = subprocess.run(openvino, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2 and "no model_card.json" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_export_without_tflite_over_a_version_removes_its_old_tflite(
     tiny_training: TinyTraining, tmp_path: Path
 ) -> None:

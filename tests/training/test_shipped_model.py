@@ -14,7 +14,7 @@ from tests.conftest import ENV, FER2013, ROOT
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("runtime", ["savedmodel", "tflite"])
+@pytest.mark.parametrize("runtime", ["savedmodel", "tflite", "openvino"])
 def test_default_evaluate_reproduces_the_shipped_cards_val_accuracy(shipped_model: Path, runtime: str) -> None:
     if not (FER2013 / "val").is_dir():
         pytest.skip(f"FER2013 val split not found at {FER2013 / 'val'}")
@@ -27,4 +27,4 @@ def test_default_evaluate_reproduces_the_shipped_cards_val_accuracy(shipped_mode
     assert report["model"] == str(shipped_model), "without --model, evaluate must measure the served model"
     assert report["n"] == 3589
     assert report["accuracy"] == pytest.approx(card["validation"][runtime]["accuracy"], abs=1e-3)
-    assert abs(card["validation"]["tflite"]["accuracy"] - card["validation"]["savedmodel"]["accuracy"]) <= 0.005
+    assert abs(card["validation"][runtime]["accuracy"] - card["validation"]["savedmodel"]["accuracy"]) <= 0.005
