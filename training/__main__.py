@@ -131,6 +131,9 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--flip-average", action="store_true", help="average with the mirrored crop (2x compute)")
     parser.add_argument("--export-val-data", help="measure the exported runtimes on this set (default: the run's)")
+    parser.add_argument(
+        "--openvino", action="store_true", help="also write the OpenVINO int8 twin (as `python -m training openvino`)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,16 +195,20 @@ def _export(args: argparse.Namespace) -> int:
         val_data=args.export_val_data,
     )
     print(f"exported {out}", file=sys.stderr)
-    return 0
+    return _write_openvino(out, None, args.export_val_data) if args.openvino else 0
 
 
 def _openvino(args: argparse.Namespace) -> int:
-    from training.openvino_twin import write_openvino_twin
-
     if not (args.model / "model_card.json").is_file():
         print(f"error: {args.model} is not an exported model version (no model_card.json)", file=sys.stderr)
         return 2
-    card = write_openvino_twin(args.model, args.data, args.export_val_data)
+    return _write_openvino(args.model, args.data, args.export_val_data)
+
+
+def _write_openvino(model: Path, data: str | None, val_data: str | None) -> int:
+    from training.openvino_twin import write_openvino_twin
+
+    card = write_openvino_twin(model, data, val_data)
     saved = card["validation"]["savedmodel"]["accuracy"]
     if "openvino_rejected" in card:
         lost = card["openvino_rejected"]["validation_accuracy"]["openvino"]
@@ -211,7 +218,7 @@ def _openvino(args: argparse.Namespace) -> int:
         return 1
     kept = card["validation"]["openvino"]["accuracy"]
     print(
-        f"{args.model}/{card['runtimes']['openvino']}: val accuracy {kept:.4f} (SavedModel {saved:.4f})",
+        f"{model}/{card['runtimes']['openvino']}: val accuracy {kept:.4f} (SavedModel {saved:.4f})",
         file=sys.stderr,
     )
     return 0

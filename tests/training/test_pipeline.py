@@ -209,6 +209,12 @@ def test_the_openvino_twin_is_int8_measured_on_val_and_served(tiny_training: Tin
     np.testing.assert_allclose(classifier.predict(_crops(8)[..., 0]).sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_export_writes_the_openvino_twin_when_asked(tiny_training: TinyTraining, tmp_path: Path) -> None:
+    card = json.loads((_export(tiny_training.run, tmp_path, "--openvino") / "model_card.json").read_text())
+    assert card["runtimes"]["openvino"] == "openvino/model.xml" and card["runtimes"]["tflite"] == "model.tflite"
+    assert set(card["validation"]) >= {"savedmodel", "tflite", "openvino"}
+
+
 def test_the_openvino_verb_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
     openvino = [sys.executable, "-m", "training", "openvino", "--model", str(tmp_path)]
     result = subprocess.run(openvino, cwd=ROOT, env=ENV, capture_output=True, text=True)
