@@ -131,3 +131,12 @@ def test_auto_picks_openvino_only_on_a_cpu_without_vnni(shipped_model: Path, mon
         classifier.load()
         picked[vnni] = classifier.runtime
     assert picked == {True: "tflite", False: "openvino"}
+
+
+def test_asking_for_openvino_without_its_twin_names_the_command_that_writes_it(tiny_model: Path) -> None:
+    from app.classifier import EmotionClassifier, ModelLoadError
+
+    classifier = EmotionClassifier(tiny_model, "openvino")
+    with pytest.raises(ModelLoadError, match="python -m training openvino"):
+        classifier.load()
+    assert not classifier.ready
