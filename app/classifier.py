@@ -87,7 +87,7 @@ class EmotionClassifier:
         """The fastest twin this CPU has, as measured: TFLite's int8 kernels on CPUs with VNNI (AVX-512 or AVX),
         OpenVINO's on the others (~2x TFLite there), else the SavedModel."""
         runtimes = self.card.get("runtimes", {})
-        has_openvino = (self.model_dir / runtimes.get("openvino", "openvino/model.xml")).is_file()
+        has_openvino = "openvino" in runtimes and (self.model_dir / runtimes["openvino"]).is_file()
         if has_openvino and not _cpu_has_vnni() and importlib.util.find_spec("openvino") is not None:
             return "openvino"
         return "tflite" if (self.model_dir / runtimes.get("tflite", "model.tflite")).is_file() else "savedmodel"

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ def export(
     out = model_root / name / str(version or next_version(model_root / name))
     _write_saved_model(classifier, out, size, flip_average)
     calibration = None
+    shutil.rmtree(out / "openvino", ignore_errors=True)  # another export's weights; `--openvino` writes it anew
     if tflite:
         model, calibration = tflite_model(out, quantization, record)
         (out / "model.tflite").write_bytes(model)
@@ -123,7 +125,8 @@ def requantize(
         raise datasets.DataError(f"the new TFLite twin must be measured on val, and {where!r} is not there")
     model, calibration = tflite_model(model_dir, quantization, record)
     (model_dir / "model.tflite").write_bytes(model)
-    card["runtimes"] = {"savedmodel": ".", "tflite": "model.tflite", "tflite_quantization": quantization}
+    card["runtimes"].pop("tflite_calibration", None)
+    card["runtimes"] |= {"tflite": "model.tflite", "tflite_quantization": quantization}  # the OpenVINO twin stays
     if calibration:
         card["runtimes"]["tflite_calibration"] = calibration
     card.pop("int8_rejected", None)
@@ -165,7 +168,8 @@ def _measure(out: Path, card: dict[str, Any], record: dict[str, Any], val: datas
     from training.evaluate import evaluate_arrays
 
     runtimes = ["savedmodel", "tflite"] if "tflite" in card["runtimes"] else ["savedmodel"]
-    card["validation"] = {rt: evaluate_arrays(out, rt, val.images, val.classes, EMOTIONS) for rt in runtimes}
+    measured = {rt: evaluate_arrays(out, rt, val.images, val.classes, EMOTIONS) for rt in runtimes}
+    card["validation"] = {**card.get("validation", {}), **measured}  # a requantized version keeps its OpenVINO figures
     if card["runtimes"].get("tflite_quantization") == "int8" and not int8_acceptable(card["validation"]):
         rejected = {k: card["validation"][k]["accuracy"] for k in ("savedmodel", "tflite")}
         print(
@@ -181,13 +185,13 @@ def _measure(out: Path, card: dict[str, Any], record: dict[str, Any], val: datas
     card["validation"]["data"] = {"source": val.source, "sha256": val.fingerprint()}
 
 
-def int8_acceptable(validation: dict[str, Any]) -> bool:
-    """Whether a full-integer TFLite's val accuracy is close enough to the SavedModel's; too few crops to tell
-    (a tiny test set) count as acceptable."""
-    savedmodel, tflite = validation["savedmodel"], validation["tflite"]
-    if tflite["n"] < INT8_CHECK_MIN_CROPS:
+def int8_acceptable(validation: dict[str, Any], twin: str = "tflite") -> bool:
+    """Whether a full-integer twin's val accuracy (``validation[twin]``) is close enough to the SavedModel's; too
+    few crops to tell (a tiny test set) count as acceptable."""
+    savedmodel, int8 = validation["savedmodel"], validation[twin]
+    if int8["n"] < INT8_CHECK_MIN_CROPS:
         return True
-    return bool(savedmodel["accuracy"] - tflite["accuracy"] <= INT8_MAX_LOSS)
+    return bool(savedmodel["accuracy"] - int8["accuracy"] <= INT8_MAX_LOSS)
 
 
 def _card(
