@@ -114,15 +114,7 @@ def requantize(
 ) -> dict[str, Any]:
     """Rewrite an exported version's TFLite twin from its SavedModel (the same weights) and re-measure it on val;
     returns the updated card. ``data``: the training set, where it is not at the path the card records."""
-    card = json.loads((model_dir / "model_card.json").read_text())
-    record = {
-        "config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]},
-        "data": card["data"],
-    }
-    val = _validation_set(record, val_data)
-    if val is None:
-        where = val_data or card["data"]["val"]["source"]
-        raise datasets.DataError(f"the new TFLite twin must be measured on val, and {where!r} is not there")
+    card, record, val = exported_version(model_dir, "TFLite", data, val_data)
     model, calibration = tflite_model(model_dir, quantization, record)
     (model_dir / "model.tflite").write_bytes(model)
     card["runtimes"].pop("tflite_calibration", None)
@@ -133,6 +125,24 @@ def requantize(
     _measure(model_dir, card, record, val)
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     return card
+
+
+def exported_version(
+    model_dir: Path, twin: str, data: str | None = None, val_data: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any], datasets.Dataset]:
+    """What rebuilding a ``twin`` of an exported version needs: its card, the run record the twin is made from
+    (``data``: the training set, where it is not at the path the card records) and the val set it is measured
+    on, which must be there."""
+    card = json.loads((model_dir / "model_card.json").read_text())
+    record = {
+        "config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]},
+        "data": card["data"],
+    }
+    val = _validation_set(record, val_data)
+    if val is None:
+        where = val_data or card["data"]["val"]["source"]
+        raise datasets.DataError(f"the new {twin} twin must be measured on val, and {where!r} is not there")
+    return card, record, val
 
 
 def _validate(out: Path, card: dict[str, Any], record: dict[str, Any], val_data: str | None) -> None:

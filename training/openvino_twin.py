@@ -29,7 +29,7 @@ def write_openvino_twin(model_dir: Path, data: str | None = None, val_data: str 
     """Quantizes ``model_dir``'s SavedModel for OpenVINO, measures it on val and records both in the card; a twin
     that loses more than the TFLite check allows against the SavedModel is removed again. Returns the card."""
     from training.evaluate import evaluate_arrays
-    from training.export import INT8_MAX_LOSS, _validation_set, int8_acceptable
+    from training.export import INT8_MAX_LOSS, exported_version, int8_acceptable
 
     try:
         import nncf
@@ -37,12 +37,7 @@ def write_openvino_twin(model_dir: Path, data: str | None = None, val_data: str 
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     except ImportError as exc:
         raise datasets.DataError(f"the OpenVINO twin needs openvino and nncf (make install has both): {exc}") from exc
-    card = json.loads((model_dir / "model_card.json").read_text())
-    record = {"config": {**card["hyperparameters"], "data": data or card["data"]["train"]["source"]}}
-    val = _validation_set({**record, "data": card["data"]}, val_data)
-    if val is None:
-        where = val_data or card["data"]["val"]["source"]
-        raise datasets.DataError(f"the OpenVINO twin must be measured on val, and {where!r} is not there")
+    card, record, val = exported_version(model_dir, "OpenVINO", data, val_data)
     crops = training_crops(record, CALIBRATION_CROPS)
     calibration = nncf.Dataset([crop[None, ..., None] for crop in crops])
     quantized = nncf.quantize(

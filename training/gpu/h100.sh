@@ -8,11 +8,13 @@
 # recipe trains several runs (network size, peak rate) side by side on the one GPU, each with the same time budget, and
 # ships the run with the best validation accuracy. Measured (README, docs/runs/fer2013-h100-64): sizes 48 / 64 / 80
 # at 1e-3 for 7 minutes gave 38.9 / 59.5 / 58.5 % on val; at 5e-4 the 80 px run reached 57.6 % in half the epochs.
-# Usage: OUT=dir BUDGET=minutes [RUNS="64:5e-4 64:3e-4 80:4e-4"] [MIXUP=alpha] [HARD_STOP=seconds] training/gpu/h100.sh
+# Usage: OUT=dir BUDGET=minutes [RUNS="64:5e-4 64:3e-4 80:4e-4"] [MIXUP=alpha] [EMA=momentum] [HARD_STOP=seconds] \
+#        training/gpu/h100.sh
 #        each run is NETWORK_SIZE:PEAK_LEARNING_RATE, or NETWORK_SIZE:PEAK_LEARNING_RATE:init to fine-tune the
 #        classifier carried in .gpuinit (one warm-up epoch); SIZES="64 80" with one LR=... is the same with one rate.
 #        STAGE=data only installs the wheels and unpacks the data, for a first call: data and weights together pass
 #        the 64 MiB a call carries, so a fine-tune carries .gpuinit in a second call on the still-warm machine.
+#        EMA=0.999 validates and keeps an exponential moving average of the weights (what made version 5 on CPU).
 set -uo pipefail
 [ -n "${SKIP_PIP:-}" ] || [ -d /tmp/site/keras ] || python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -29,7 +31,7 @@ fi
 COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --weight-decay 0.05
         --warmup-epochs "${WARMUP:-3}" --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3
         --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}"
-        ${MIXUP:+--mixup "$MIXUP"})
+        ${MIXUP:+--mixup "$MIXUP"} ${EMA:+--ema-momentum "$EMA"})
 if [ -n "${SIZES:-}" ]; then RUNS=""; for size in $SIZES; do RUNS="$RUNS $size:${LR:-5e-4}"; done; fi
 RUNS=${RUNS:-64:5e-4 64:3e-4 80:4e-4}
 if [[ " $RUNS" == *:init* ]]; then  # before any run starts: the classifier the fine-tunes start from
