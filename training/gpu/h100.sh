@@ -14,21 +14,23 @@
 #        classifier carried in .gpuinit (one warm-up epoch); SIZES="64 80" with one LR=... is the same with one rate.
 #        STAGE=data only installs the wheels and unpacks the data, for a first call: data and weights together pass
 #        the 64 MiB a call carries, so a fine-tune carries .gpuinit in a second call on the still-warm machine.
+#        WORK=dir (default /tmp) holds the wheels, the data and the runs between calls.
 #        EMA=0.999 validates and keeps an exponential moving average of the weights (what made version 5 on CPU).
 set -uo pipefail
-[ -n "${SKIP_PIP:-}" ] || [ -d /tmp/site/keras ] || python3 -m pip install -q --no-index --no-deps --no-compile \
-  --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site KERAS_BACKEND=jax TRAINING_QUIET=1 PYTHONUNBUFFERED=1
+WORK=${WORK:-/tmp}; mkdir -p "$WORK" || exit 1
+[ -n "${SKIP_PIP:-}" ] || [ -d "$WORK/site/keras" ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl || exit 1
+export PYTHONPATH="$WORK/site" KERAS_BACKEND=jax TRAINING_QUIET=1 PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU: memory as needed, not 75 % each
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 DATA_XZ=${DATA_XZ:-.gpudata/fer2013.npz.xz}
-if [ ! -f /tmp/fer2013.npz ]; then  # a warm machine keeps it from the call before
+if [ ! -f "$WORK/fer2013.npz" ]; then  # a warm machine keeps it from the call before
   [ -f "$DATA_XZ" ] || { echo "no data: carry .gpudata (a fresh machine)"; exit 3; }
-  python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$DATA_XZ'), open('/tmp/fer2013.npz.part','wb'))" \
-    && mv /tmp/fer2013.npz.part /tmp/fer2013.npz || exit 1
+  python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('$DATA_XZ'), open('$WORK/fer2013.npz.part','wb'))" \
+    && mv "$WORK/fer2013.npz.part" "$WORK/fer2013.npz" || exit 1
 fi
-[ "${STAGE:-}" = data ] && { echo "wheels and data ready in /tmp"; exit 0; }
-COMMON=(--data /tmp/fer2013.npz --batch-size "${BATCH:-128}" --weight-decay 0.05
+[ "${STAGE:-}" = data ] && { echo "wheels and data ready in $WORK"; exit 0; }
+COMMON=(--data "$WORK/fer2013.npz" --batch-size "${BATCH:-128}" --weight-decay 0.05
         --warmup-epochs "${WARMUP:-3}" --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3
         --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}"
         ${MIXUP:+--mixup "$MIXUP"} ${EMA:+--ema-momentum "$EMA"})
@@ -36,14 +38,14 @@ if [ -n "${SIZES:-}" ]; then RUNS=""; for size in $SIZES; do RUNS="$RUNS $size:$
 RUNS=${RUNS:-64:5e-4 64:3e-4 80:4e-4}
 if [[ " $RUNS" == *:init* ]]; then  # before any run starts: the classifier the fine-tunes start from
   [ -d .gpuinit ] || { echo "a run says :init and no .gpuinit was carried"; exit 3; }
-  rm -rf /tmp/init && python3 -m training.gpu.pack unweights .gpuinit /tmp/init || exit 1
+  rm -rf "$WORK/init" && python3 -m training.gpu.pack unweights .gpuinit "$WORK/init" || exit 1
 fi
 runs=()
 for spec in $RUNS; do
-  IFS=: read -r size rate start <<< "$spec"; run="/tmp/run${size}_$rate${start:+_$start}"
+  IFS=: read -r size rate start <<< "$spec"; run="$WORK/run${size}_$rate${start:+_$start}"
   rm -rf "$run"  # a machine kept warm between calls still holds the last call's runs
   init=()
-  [ "$start" != init ] || init=(--init-weights /tmp/init/classifier.weights.h5 --warmup-epochs 1)
+  [ "$start" != init ] || init=(--init-weights "$WORK/init/classifier.weights.h5" --warmup-epochs 1)
   # a run that overruns its budget is stopped so the others still get packed
   timeout "${HARD_STOP:-560}" python3 -m training train "${COMMON[@]}" --network-size "$size" --learning-rate "$rate" \
     "${init[@]}" --work-dir "$run" > "$run.log" 2>&1 &
