@@ -1,4 +1,4 @@
-"""python -m training {train,recalibrate,finish,export,quantize,openvino,evaluate}: retrain, package, measure."""
+"""python -m training {train,recalibrate,finish,average,export,quantize,openvino,evaluate}: retrain and package."""
 
 from __future__ import annotations
 
@@ -84,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     finish.add_argument("--data", help="the dataset, where it is not at the recorded path (a run from another machine)")
     finish.add_argument("--crops", type=int, help="BatchNorm recalibration crops (default: the run's; 0: skip)")
 
+    average = verbs.add_parser(
+        "average", help="average the weights of runs that share a start (a model soup) into a new run to export"
+    )
+    average.add_argument(
+        "sources", nargs="+", type=Path, help="finished run folders or exported versions (e.g. model/emotion/5)"
+    )
+    average.add_argument("--work-dir", type=Path, required=True, help="the new run folder the average is written to")
+    average.add_argument(
+        "--coefficients", type=float, nargs="+", metavar="C", help="one share per source (default: equal shares)"
+    )
+    average.add_argument("--data", help="the dataset, where it is not at the first source's recorded path")
+    average.add_argument("--crops", type=int, help="BatchNorm recalibration crops (default: the first source's)")
+
     export = verbs.add_parser("export", help="export a training run as SavedModel (+ TFLite) with its model card")
     export.add_argument("--work-dir", required=True, help="the training run to export")
     _export_args(export)
@@ -154,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             record = finish_run(Path(args.work_dir), args.data, args.crops)
             print(f"finished {args.work_dir}: val accuracy {record['validation']['accuracy']:.4f}; export it next")
             return 0
+        if args.verb == "average":
+            return _average(args)
         if args.verb == "export":
             return _export(args)
         if args.verb == "quantize":
@@ -178,6 +193,19 @@ def _train(args: argparse.Namespace) -> int:
     if not args.no_export:
         args.work_dir = str(cfg.run_dir)
         return _export(args)
+    return 0
+
+
+def _average(args: argparse.Namespace) -> int:
+    from training.average import average_runs
+
+    record = average_runs(args.sources, args.work_dir, args.coefficients, args.data, args.crops)
+    flip = record["validation_flip_averaged"]["accuracy"]
+    print(
+        f"averaged {len(args.sources)} runs into {args.work_dir}: val accuracy {record['validation']['accuracy']:.4f} "
+        f"({flip:.4f} flip-averaged); export it next",
+        file=sys.stderr,
+    )
     return 0
 
 

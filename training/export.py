@@ -248,6 +248,7 @@ def _card(
             **{k: record.get(k) for k in ("backend", "on_gpu", "dtype_policy", "images_per_second")},
             "cut_short": record.get("cut_short", False),  # ended by `finish` from its best checkpoint
         },
+        **({"averaged_from": record["averaged_from"]} if "averaged_from" in record else {}),  # `average`
         "training_validation": {
             "accuracy": record["validation"]["accuracy"],
             "flip_averaged_accuracy": record.get("validation_flip_averaged", {}).get("accuracy"),
