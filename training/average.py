@@ -60,10 +60,6 @@ def average_runs(
 ) -> dict[str, Any]:
     """Writes the weighted average of ``sources``' weights as a finished run in ``work_dir``; ``data``
     replaces the first source's recorded dataset path, ``crops`` its recalibration size. Returns the run record."""
-    import keras
-
-    from training.train import TrainConfig, classifier_from_config, conclude, load_data, load_initial_weights
-
     if len(sources) < 2:
         raise DataError(f"averaging needs at least two sources, got {len(sources)}")
     if (work_dir / "run.json").is_file():
@@ -71,6 +67,10 @@ def average_runs(
     configs = [source_config(source) for source in sources]
     check_same_network(sources, configs)
     shares = mixing_weights(len(sources), coefficients)
+    import keras  # after the checks: a refusal needs no TensorFlow
+
+    from training.train import TrainConfig, classifier_from_config, conclude, load_data, load_initial_weights
+
     keras.mixed_precision.set_dtype_policy("float32")
     averaged = classifier_from_config(configs[0])
     total = [np.zeros(w.shape, np.float64) for w in averaged.weights]
