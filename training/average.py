@@ -69,16 +69,21 @@ def average_runs(
     shares = mixing_weights(len(sources), coefficients)
     import keras  # after the checks: a refusal needs no TensorFlow
 
-    from training.train import TrainConfig, classifier_from_config, conclude, load_data, load_initial_weights
+    from training.train import (
+        TrainConfig,
+        classifier_from_config,
+        conclude,
+        initial_weights,
+        load_data,
+        load_initial_weights,
+    )
 
     keras.mixed_precision.set_dtype_policy("float32")
-    averaged = classifier_from_config(configs[0])
+    averaged, loader = classifier_from_config(configs[0]), classifier_from_config(configs[0])  # one network
     total = [np.zeros(w.shape, np.float64) for w in averaged.weights]
-    for source, config, share in zip(sources, configs, shares, strict=True):
-        classifier = classifier_from_config(config)
-        finished_run = (source / "run.json").is_file()
-        load_initial_weights(classifier, source / "classifier.weights.h5" if finished_run else source)
-        for acc, weight in zip(total, classifier.weights, strict=True):
+    for source, share in zip(sources, shares, strict=True):
+        load_initial_weights(loader, initial_weights(str(source)))
+        for acc, weight in zip(total, loader.weights, strict=True):
             acc += share * np.asarray(weight.numpy(), np.float64)
     for weight, acc in zip(averaged.weights, total, strict=True):
         weight.assign(acc.astype(weight.dtype))
