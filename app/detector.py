@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.measure import median_ms
+
 INPUT = 192
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
 RAW_SCORE_LIMIT = 80.0
@@ -104,9 +106,10 @@ class FaceDetector:
     """
 
     def __init__(self, nms_threshold: float = 0.3, runtime: str = "opencv", max_side: int = 1024) -> None:
-        if runtime not in ("opencv", "tflite"):
-            raise ValueError(f"detector runtime must be opencv or tflite, got {runtime!r}")
+        if runtime not in ("auto", "opencv", "tflite"):
+            raise ValueError(f"detector runtime must be auto, opencv or tflite, got {runtime!r}")
         self.runtime = runtime
+        self.timings: dict[str, float] = {}  # auto: each runtime's lone 192x192 pass at startup, ms
         self.model_path = str(MODEL_FILE)
         self.nms_threshold = nms_threshold
         self.max_side = max_side
@@ -121,6 +124,19 @@ class FaceDetector:
         # The windows of one photo are independent: spread them over the cores (a lone request with tiles then
         # finishes ~cores times sooner; under load the pool simply queues them).
         self._windows_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="detector")
+        if runtime == "auto":
+            self.runtime = self._fastest_runtime()
+
+    def _fastest_runtime(self) -> str:
+        """The runtime whose lone pass (what a one-window photo costs) measures faster here; the same network and
+        boxes either way. The networks timed are dropped; the first passes load the winner's again."""
+        canvas = np.zeros((INPUT, INPUT, 3), np.float32)
+        for runtime in ("opencv", "tflite"):
+            self.runtime = runtime
+            self.timings[runtime] = median_ms(lambda: self._forward(canvas, spread=True))
+            self._idle = queue.LifoQueue()
+        self._solo = None
+        return min(self.timings, key=self.timings.__getitem__)
 
     def close(self) -> None:
         self._windows_pool.shutdown(wait=False, cancel_futures=True)

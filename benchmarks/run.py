@@ -135,6 +135,7 @@ def server_bench(model_dir: Path, requests_per_level: int = 200) -> dict[str, An
     with start_server(model_dir) as (url, pid):
         result: dict[str, Any] = {"cold_start_to_ready_s": round(time.perf_counter() - started, 2), "runs": []}
         with httpx.Client(limits=httpx.Limits(max_connections=64)) as client:
+            result["serving"] = client.get(f"{url}/model", timeout=10).json()["serving"]  # what auto chose
             shots = photos()
             for name, photo in shots.items():
                 for concurrency in (1, 8, 32):
@@ -247,7 +248,7 @@ def main() -> int:
     parser.add_argument("--fer-python", help="python of an environment with `fer` installed (OpenCV 4)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument(
-        "--detector-runtime", choices=["opencv", "tflite"], help="EMOTION_DETECTOR_RUNTIME for the server"
+        "--detector-runtime", choices=["auto", "opencv", "tflite"], help="EMOTION_DETECTOR_RUNTIME for the server"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     args = parser.parse_args()
@@ -257,7 +258,7 @@ def main() -> int:
     }
     if args.detector_runtime:
         os.environ["EMOTION_DETECTOR_RUNTIME"] = args.detector_runtime
-    report["detector_runtime"] = os.environ.get("EMOTION_DETECTOR_RUNTIME", "opencv")
+    report["detector_runtime"] = os.environ.get("EMOTION_DETECTOR_RUNTIME", Settings().detector_runtime)
     report["classifier"] = classifier_bench(args.model_dir)
     report["stages"] = stage_bench(args.model_dir, report["detector_runtime"], photos())
     report["server"] = server_bench(args.model_dir, args.requests)

@@ -45,7 +45,12 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
     reuse_image_memory()  # as the server does once loaded
     settings = Settings()
     margin, size, pixels = settings.face_margin, classifier.input_size, settings.max_pixels
-    out: dict[str, Any] = {"classifier_runtime": classifier.runtime, "detector_runtime": detector_runtime}
+    out: dict[str, Any] = {
+        "classifier_runtime": classifier.runtime,
+        "classifier_timings_ms": classifier.timings,
+        "detector_runtime": detector.runtime,
+        "detector_timings_ms": detector.timings,
+    }
     try:
         for name, photo in photos.items():
             rgb = decode_image(photo, pixels)
@@ -69,7 +74,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--detector-runtime", choices=["opencv", "tflite"], default=Settings().detector_runtime)
+    parser.add_argument("--detector-runtime", choices=["auto", "opencv", "tflite"], default=Settings().detector_runtime)
     args = parser.parse_args()
     print(json.dumps(stage_bench(args.model_dir, args.detector_runtime, photos()), indent=2))
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import pytest
@@ -71,6 +74,29 @@ def test_a_fresh_detector_searches_the_tiles_of_its_first_photo_in_parallel(astr
     for _ in range(4):  # each fresh detector loads its networks in the parallel window searches
         faces = FaceDetector(runtime=runtime).detect(tiled, min_size=24)
         assert len(faces) == 4
+
+
+@pytest.mark.parametrize("slowed", ["opencv", "tflite"])
+def test_auto_detects_with_the_runtime_that_measured_faster(
+    astronaut, monkeypatch: pytest.MonkeyPatch, slowed: str
+) -> None:
+    """Each of the runtimes, made 50 ms slower per pass, loses the startup measurement; the winner finds the face."""
+    load = getattr(FaceDetector, f"_load_{slowed}")
+
+    def load_slowly(self: FaceDetector, **kwargs: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        forward = load(self, **kwargs)
+
+        def slow(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            time.sleep(0.05)
+            return forward(canvas)
+
+        return slow
+
+    monkeypatch.setattr(FaceDetector, f"_load_{slowed}", load_slowly)
+    detector = FaceDetector(runtime="auto")
+    assert detector.runtime != slowed and set(detector.timings) == {"opencv", "tflite"}
+    assert detector.timings[slowed] >= 50 > detector.timings[detector.runtime]
+    assert len(detector.detect(astronaut)) == 1
 
 
 def test_a_lone_pass_on_all_cores_finds_what_the_one_core_networks_find(astronaut) -> None:

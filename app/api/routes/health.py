@@ -38,8 +38,16 @@ async def metrics(services: ServicesDep) -> Response:
 @router.get("/model")
 async def model_card(services: ServicesDep) -> dict[str, Any]:
     """The served model's card: classes, input, training data, validation metrics, runtime and device."""
-    _, classifier, _ = services.require_ready()
+    predictor, classifier, _ = services.require_ready()
+    detector = predictor.detector
     return {
         **classifier.card,
-        "serving": {"runtime": classifier.runtime, "device": classifier.device, "model_dir": classifier.model_dir.name},
+        "serving": {
+            "runtime": classifier.runtime,
+            "device": classifier.device,
+            "model_dir": classifier.model_dir.name,
+            "runtime_timings_ms": classifier.timings,
+            "detector_runtime": detector.runtime,
+            "detector_timings_ms": detector.timings,
+        },
     }
