@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("photos", nargs="+", type=Path)
     parser.add_argument("--model-dir", type=Path, default=settings.model_dir)
-    parser.add_argument("--runtime", choices=["auto", "savedmodel", "tflite"], default=settings.runtime)
+    parser.add_argument("--runtime", choices=["auto", "savedmodel", "tflite", "openvino"], default=settings.runtime)
     parser.add_argument("--threshold", type=float, default=settings.detection_threshold)
     parser.add_argument("--min-face-size", type=int, default=settings.min_face_size)
     parser.add_argument("--max-faces", type=int, default=settings.max_faces)

@@ -6,6 +6,7 @@ import gc
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 import numpy as np
@@ -42,12 +43,13 @@ class Services:
     def _load(self) -> None:
         s = self.settings
         try:
-            classifier = EmotionClassifier(s.model_dir, s.runtime)
-            classifier.load()
             detector = FaceDetector(runtime=s.detector_runtime)
-            reuse_image_memory()
             for side in (256, 512):  # warm-up: one window loads the lone-pass network, 5 tiles the per-core ones
                 detector.detect(np.zeros((side, side, 3), np.uint8))
+            classifier = EmotionClassifier(s.model_dir, s.runtime)
+            # auto picks the classifier's runtime with a lone face timed after a 640 px photo's detection
+            classifier.load(between=partial(detector.detect, np.zeros((640, 640, 3), np.uint8)))
+            reuse_image_memory()
             self.admission = Admission(s.queue_size)
             batcher = DynamicBatcher(
                 classifier.predict,

@@ -18,6 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPEATS = 50
 
 
@@ -39,9 +41,9 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
     from app.images import decode_image, reuse_image_memory
     from app.predictor import crop_faces
 
-    classifier = EmotionClassifier(model_dir)
-    classifier.load()
     detector = FaceDetector(runtime=detector_runtime)
+    classifier = EmotionClassifier(model_dir)
+    classifier.load(between=partial(detector.detect, np.zeros((640, 640, 3), np.uint8)))  # as the server does
     reuse_image_memory()  # as the server does once loaded
     settings = Settings()
     margin, size, pixels = settings.face_margin, classifier.input_size, settings.max_pixels
