@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         "(e.g. model/emotion/2): continue or fine-tune it",
     )
     train.add_argument(
+        "--reset-last-stage",
+        action="store_true",
+        help="with --init-weights: draw ResNet50's last stage (conv5) and the head afresh, keep the rest",
+    )
+    train.add_argument(
         "--recalibration-crops",
         type=int,
         help="training crops over which BatchNorm statistics are re-estimated at the end (default 16384; 0: skip)",
@@ -186,6 +191,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if not 0 <= args.ema_momentum < 1:
         print(f"error: --ema-momentum must be in [0, 1), got {args.ema_momentum}", file=sys.stderr)
+        return 2
+    if args.reset_last_stage and not args.init_weights:
+        print("error: --reset-last-stage resets part of --init-weights, and none was given", file=sys.stderr)
         return 2
     cfg = TrainConfig.known(vars(args))
     record = train(cfg)

@@ -22,6 +22,7 @@ from training.model import build_model, build_training_model, predict
 from training.schedule import EpochPlan
 
 CONFIG_FILE = "config.json"
+LAST_STAGE = ("conv5_", "probabilities/")  # weight paths reset_last_stage draws afresh
 DEFAULT_WORK_ROOT = Path(os.environ.get("EMOTION_TRAINING_CACHE", Path.home() / ".cache" / "emotion-training"))
 
 
@@ -51,6 +52,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(alpha, alpha) blending of training pairs (training.batches); 0: off
     ema_momentum: float = 0.0  # validate, keep and export a moving average of the weights (Polyak); 0: off
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
+    reset_last_stage: bool = False  # draw ResNet50's last stage and the head of init_weights afresh
     recalibration_crops: int = CALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
     @classmethod
@@ -143,6 +145,18 @@ def load_initial_weights(classifier: keras.Model, source: Path) -> None:
                 f"and {tuple(weight.shape)} here (check --image-size, --network-size and the class count)"
             )
         weight.assign(value)
+
+
+def reset_last_stage(classifier: keras.Model, cfg: TrainConfig) -> None:
+    """Draws ResNet50's last stage (conv5, two thirds of its weights) and the classifier head afresh, as a new
+    network of the same config would start, keeping the earlier stages: the later layers are the ones that
+    memorise a training set, so retraining them on the earlier stages' features is a cheap restart."""
+    fresh = build_model(
+        tuple(classifier.input_shape[1:]), len(EMOTIONS), network_size=cfg.network_size, dropout=cfg.dropout
+    )
+    for weight, new in zip(classifier.weights, fresh.weights, strict=True):
+        if weight.path.startswith(LAST_STAGE):
+            weight.assign(new)
 
 
 def exported_variables(folder: Path) -> dict[str, np.ndarray]:
@@ -239,6 +253,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         )
         if start_from:
             load_initial_weights(classifier, start_from)
+            if cfg.reset_last_stage:
+                reset_last_stage(classifier, cfg)
         model = build_training_model(classifier, cfg.seed, cfg.augmentation)
         model.compile(
             optimizer=keras.optimizers.AdamW(

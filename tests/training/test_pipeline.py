@@ -333,6 +333,32 @@ def test_a_new_run_can_start_from_a_finished_runs_weights(
     assert json.loads((continued / "run.json").read_text())["config"]["init_weights"] == str(start_from)
 
 
+def test_reset_last_stage_keeps_the_earlier_stages_and_draws_conv5_and_the_head_afresh(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    finished = _kernels(tiny_training.run / "classifier.weights.h5")
+    options = ("--epochs", "1", "--learning-rate", "0", "--no-export", "--init-weights", str(tiny_training.run))
+    cmd = train_command(tiny_training.data, tmp_path / "run", *options, "--reset-last-stage")
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = _kernels(tmp_path / "run" / "classifier.weights.h5")
+    # The file names layers by class and creation order: ResNet50's 53 convolutions are conv2d, conv2d_1 …
+    # conv2d_52, of which the last ten (conv2d_43 on) are conv5's; the head is the one dense layer.
+    order = {name: int(name.split("/")[-3].partition("_")[2] or 0) for name in finished if "conv2d" in name}
+    reset = {name for name, n in order.items() if n >= 43} | {name for name in finished if "dense" in name}
+    assert len(order) == 53 and len(reset) == 11
+    assert all(np.array_equal(after[name], finished[name]) for name in finished.keys() - reset)
+    assert not any(np.array_equal(after[name], finished[name]) for name in reset)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["reset_last_stage"] is True
+
+
+def test_reset_last_stage_without_init_weights_is_refused(tmp_path: Path) -> None:
+    cmd = train_command(tmp_path / "data", tmp_path / "run", "--reset-last-stage")
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2 and "--reset-last-stage resets part of --init-weights" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_with_a_weight_average_keeps_the_average_not_the_last_weights(
     tiny_training: TinyTraining, tmp_path: Path
 ) -> None:
