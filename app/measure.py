@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def median_ms(
@@ -18,22 +18,45 @@ def median_ms(
     budget_s: float = 0.2,
     before: Callable[[], object] | None = None,
 ) -> float:
-    """Median wall time of ``call`` in ms over up to ``rounds`` calls, after ``warmup`` untimed ones; ``before``,
-    when given, runs untimed ahead of every call (the work that precedes it when serving).
+    """Median wall time of ``call`` in ms (see median_ms_each)."""
+    return median_ms_each({"": call}, rounds, warmup, budget_s, before)[""]
+
+
+def median_ms_each(
+    calls: Mapping[str, Callable[[], object]],
+    rounds: int = 7,
+    warmup: int = 3,
+    budget_s: float = 0.2,
+    before: Callable[[], object] | None = None,
+) -> dict[str, float]:
+    """Median wall time in ms of each of ``calls`` over up to ``rounds`` calls, after ``warmup`` untimed ones;
+    ``before``, when given, runs untimed ahead of every call (the work that precedes it when serving).
+
+    The candidates take turns, one call each per round, so whatever else the machine does meanwhile (a runtime
+    loaded just before still settling its threads, a server starting up) falls on all of them alike: timed one
+    after the other, TFLite's lone face measured 4.7 ms in one server startup of two and 3.0 ms in the other,
+    and lost the choice to OpenVINO (3.9 ms), which serves a 640 px photo 2.4 ms slower there.
 
     OpenVINO's first calls after compiling run up to ~40 % slower than later ones: with one warm-up call it lost to
     TFLite in 2 of 3 startups on a CPU where it is 1.5x faster, with three in none of 4. Past ``budget_s`` of timed
-    calls (and at least 3 of them) it stops, so a slow CPU does not pay seconds of cold start for the choice.
+    calls per candidate (and at least 3 of them) it stops, so a slow CPU does not pay seconds of cold start for
+    the choice.
     """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+
+    def one_round(timed: bool) -> None:
+        for name, call in calls.items():
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            call()
+            if timed:
+                times[name].append(time.perf_counter() - start)
+
     for _ in range(warmup):
-        if before is not None:
-            before()
-        call()
-    times: list[float] = []
-    while len(times) < rounds and (len(times) < 3 or sum(times) < budget_s):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 3)
+        one_round(timed=False)
+    while (least := min(len(t) for t in times.values())) < rounds:
+        if least >= 3 and max(sum(t) for t in times.values()) >= budget_s:
+            break
+        one_round(timed=True)
+    return {name: round(statistics.median(t) * 1000, 3) for name, t in times.items()}

@@ -1,0 +1,40 @@
+"""Startup measurements: the candidates take turns, so a slow spell of the machine falls on all of them alike."""
+
+from __future__ import annotations
+
+import time
+
+from app.measure import median_ms_each
+
+
+def test_candidates_take_turns_each_preceded_by_the_work_before_it() -> None:
+    calls: list[str] = []
+    timed = median_ms_each(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        rounds=4,
+        warmup=1,
+        before=lambda: calls.append("before"),
+    )
+    assert timed.keys() == {"a", "b"}
+    assert calls == ["before", "a", "before", "b"] * 5  # one warm-up round and four timed ones
+
+
+def test_a_slow_spell_slows_every_candidate_and_the_faster_one_still_wins() -> None:
+    # The machine is slow for the first rounds; timed one after the other, the candidate measured first would
+    # take the whole spell and lose though it is the faster.
+    rounds = iter(range(1000))
+
+    def slow_spell() -> None:
+        if next(rounds) < 6:
+            time.sleep(0.03)
+
+    def fast() -> None:
+        time.sleep(0.001)
+        slow_spell()
+
+    def slower() -> None:
+        time.sleep(0.004)
+        slow_spell()
+
+    timed = median_ms_each({"fast": fast, "slower": slower}, rounds=7, warmup=0, budget_s=10)
+    assert timed["fast"] < timed["slower"] < 30
