@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import anyio
 import numpy as np
@@ -21,6 +22,14 @@ from app.metrics import ServiceMetrics
 from app.predictor import EmotionPredictor
 
 log = logging.getLogger("app")
+
+
+def load_classifier(model_dir: Path, runtime: str, detector: FaceDetector) -> EmotionClassifier:
+    """The classifier, loaded as the service serves it: ``auto`` picks the CPU twin whose lone face, timed right
+    after a 640 px photo's detection by ``detector``, plus a batch of 8 costs least."""
+    classifier = EmotionClassifier(model_dir, runtime)
+    classifier.load(between=partial(detector.detect, np.zeros((640, 640, 3), np.uint8)))
+    return classifier
 
 
 @dataclass
@@ -46,9 +55,7 @@ class Services:
             detector = FaceDetector(runtime=s.detector_runtime)
             for side in (256, 512):  # warm-up: one window loads the lone-pass network, 5 tiles the per-core ones
                 detector.detect(np.zeros((side, side, 3), np.uint8))
-            classifier = EmotionClassifier(s.model_dir, s.runtime)
-            # auto picks the classifier's runtime with a lone face timed after a 640 px photo's detection
-            classifier.load(between=partial(detector.detect, np.zeros((640, 640, 3), np.uint8)))
+            classifier = load_classifier(s.model_dir, s.runtime, detector)
             reuse_image_memory()
             self.admission = Admission(s.queue_size)
             batcher = DynamicBatcher(

@@ -18,8 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPEATS = 50
 
 
@@ -35,15 +33,14 @@ def timed(call: Callable[[], object], repeats: int = REPEATS) -> dict[str, float
 
 
 def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]) -> dict[str, Any]:
-    from app.classifier import EmotionClassifier
     from app.config import Settings
     from app.detector import FaceDetector
     from app.images import decode_image, reuse_image_memory
     from app.predictor import crop_faces
+    from app.services import load_classifier
 
     detector = FaceDetector(runtime=detector_runtime)
-    classifier = EmotionClassifier(model_dir)
-    classifier.load(between=partial(detector.detect, np.zeros((640, 640, 3), np.uint8)))  # as the server does
+    classifier = load_classifier(model_dir, "auto", detector)  # as the server does
     reuse_image_memory()  # as the server does once loaded
     settings = Settings()
     margin, size, pixels = settings.face_margin, classifier.input_size, settings.max_pixels
