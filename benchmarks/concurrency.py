@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--detector-runtime", choices=["opencv", "tflite"], default="tflite")
+    parser.add_argument("--detector-runtime", choices=["opencv", "tflite", "openvino"], default="tflite")
     args = parser.parse_args()
     os.environ["EMOTION_DETECTOR_RUNTIME"] = args.detector_runtime
     for value in args.values:

@@ -141,7 +141,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir, help="default: the served model")
-    parser.add_argument("--detector-runtime", choices=["opencv", "tflite"], default="tflite")
+    parser.add_argument("--detector-runtime", choices=["opencv", "tflite", "openvino"], default="tflite")
     parser.add_argument("--data", type=Path, default=FER2013_VAL)
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
     parser.add_argument(

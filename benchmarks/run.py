@@ -248,7 +248,9 @@ def main() -> int:
     parser.add_argument("--fer-python", help="python of an environment with `fer` installed (OpenCV 4)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument(
-        "--detector-runtime", choices=["auto", "opencv", "tflite"], help="EMOTION_DETECTOR_RUNTIME for the server"
+        "--detector-runtime",
+        choices=["auto", "opencv", "tflite", "openvino"],
+        help="EMOTION_DETECTOR_RUNTIME for the server",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     args = parser.parse_args()

@@ -73,7 +73,9 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--detector-runtime", choices=["auto", "opencv", "tflite"], default=Settings().detector_runtime)
+    parser.add_argument(
+        "--detector-runtime", choices=["auto", "opencv", "tflite", "openvino"], default=Settings().detector_runtime
+    )
     args = parser.parse_args()
     print(json.dumps(stage_bench(args.model_dir, args.detector_runtime, photos()), indent=2))
     return 0

@@ -239,7 +239,7 @@ def test_model_endpoint_serves_the_card(client: TestClient) -> None:
     assert card["class_names"] == list(EMOTIONS)
     assert card["input"]["dtype"] == "uint8"
     assert card["serving"]["device"] in ("CPU", "GPU")
-    assert card["serving"]["detector_runtime"] in ("opencv", "tflite")
+    assert card["serving"]["detector_runtime"] in ("opencv", "tflite", "openvino")
 
 
 def test_request_id_is_echoed_in_headers_and_errors(client: TestClient) -> None:
