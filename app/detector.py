@@ -12,6 +12,7 @@ face is found gets one more look with a border around it, for uploads that are a
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -25,6 +26,8 @@ import numpy as np
 from app import blazeface
 from app.blazeface import Forward
 from app.measure import median_ms_each
+
+log = logging.getLogger("app")
 
 INPUT = 192
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
@@ -136,8 +139,18 @@ class FaceDetector:
         3.4 ms), hence both."""
         canvas = np.zeros((INPUT, INPUT, 3), np.float32)
         cores = os.cpu_count() or 1
-        solos = {name: self._load(name, cores) for name in blazeface.installed_runtimes()}
-        singles = {name: self._load(name, 1) for name in solos}
+        solos: dict[str, Forward] = {}
+        singles: dict[str, Forward] = {}
+        for name in blazeface.installed_runtimes():
+            try:  # a runtime that cannot run here (an installed wheel the CPU does not support) is left out
+                all_cores, one_core = self._load(name, cores), self._load(name, 1)
+                all_cores(canvas), one_core(canvas)
+            except Exception as exc:
+                log.warning("detector runtime %s left out: it failed here: %s", name, exc)
+                continue
+            solos[name], singles[name] = all_cores, one_core
+        if not solos:
+            raise RuntimeError("no detector runtime could run BlazeFace here (see the warnings above)")
         lone = median_ms_each({name: partial(solo, canvas) for name, solo in solos.items()}, 15, warmup=10)
         single = median_ms_each({name: partial(one, canvas) for name, one in singles.items()}, 15, warmup=10)
         self.timings = {name: {"lone_pass_ms": lone[name], "one_core_pass_ms": single[name]} for name in solos}
