@@ -17,7 +17,7 @@ from app.classifier import EmotionClassifier
 from app.config import Settings
 from app.detector import FaceDetector
 from app.errors import ModelNotReady
-from app.images import reuse_image_memory
+from app.images import prepare_decoding
 from app.metrics import ServiceMetrics
 from app.predictor import EmotionPredictor
 
@@ -58,10 +58,13 @@ class Services:
         s = self.settings
         try:
             detector = FaceDetector(runtime=s.detector_runtime)
-            for side in (256, 512):  # warm-up: one window loads the lone-pass network, 5 tiles the per-core ones
+            # Warm-up: one window loads the lone-pass network, 5 tiles the per-core ones; OpenVINO's networks run
+            # slower for their first few passes (the first 512 px photo after startup took 17 ms to detect, later
+            # ones 10), so each per-core network gets ~10 passes here (~50 ms).
+            for side in (256, 512, 512, 512, 512):
                 detector.detect(np.zeros((side, side, 3), np.uint8))
             classifier = load_classifier(s.model_dir, s.runtime, detector)
-            reuse_image_memory()
+            prepare_decoding()
             self.admission = Admission(s.queue_size)
             batcher = DynamicBatcher(
                 classifier.predict,

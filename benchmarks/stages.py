@@ -35,13 +35,13 @@ def timed(call: Callable[[], object], repeats: int = REPEATS) -> dict[str, float
 def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]) -> dict[str, Any]:
     from app.config import Settings
     from app.detector import FaceDetector
-    from app.images import decode_image, reuse_image_memory
+    from app.images import decode_image, prepare_decoding
     from app.predictor import crop_faces
     from app.services import load_classifier
 
     detector = FaceDetector(runtime=detector_runtime)
     classifier = load_classifier(model_dir, "auto", detector)  # as the server does
-    reuse_image_memory()  # as the server does once loaded
+    prepare_decoding()  # as the server does once loaded
     settings = Settings()
     margin, size, pixels = settings.face_margin, classifier.input_size, settings.max_pixels
     out: dict[str, Any] = {

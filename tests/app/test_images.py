@@ -108,3 +108,20 @@ def test_corrupting_a_real_jpeg_never_escapes(cut: int, flip: int) -> None:
     except ServiceError:
         return  # a domain error is the other allowed outcome; anything else fails the test
     assert rgb.ndim == 3 and rgb.shape[2] == 3 and min(rgb.shape[:2]) >= 1 and rgb.dtype == np.uint8
+
+
+def test_decoding_is_prepared_at_startup_not_by_the_first_photo() -> None:
+    """In a fresh interpreter: Pillow's plugins (which the first photo used to import, ~25 ms) are registered and
+    freed blocks are kept for reuse once prepare_decoding has run, and not before."""
+    import subprocess
+    import sys
+
+    script = (
+        "from PIL import Image\n"
+        "from app.images import prepare_decoding\n"
+        "before = ('WEBP' in Image.OPEN, Image.core.get_blocks_max())\n"
+        "prepare_decoding(8)\n"
+        "print(before, ('WEBP' in Image.OPEN, Image.core.get_blocks_max()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["(False,", "0)", "(True,", "8)"]
