@@ -1,8 +1,8 @@
 """One-command benchmarks (not tests): classifier runtimes, each stage of a lone photo (benchmarks.stages), the
-server end to end, cold start and memory, and the `fer` package on the same photos when an interpreter that has it
-is given.
+server end to end, cold start and memory, and the `fer` and `deepface` packages on the same photos when an
+interpreter that has them is given (benchmarks/peer_*.py run there).
 
-    python -m benchmarks.run [--model-dir DIR] [--fer-python PATH] [--out benchmarks/results/latest.json]
+    python -m benchmarks.run [--model-dir DIR] [--fer-python PATH] [--deepface-python PATH] [--out FILE.json]
 
 Accuracy uses FER2013 val crops when ../shared/data/fer2013 exists (speed does not depend on the weights).
 """
@@ -209,42 +209,25 @@ def memory_mb(pid: int, field: str = "VmHWM") -> float | None:
     return None
 
 
-def fer_bench(fer_python: str) -> dict[str, Any]:
-    """The `fer` package (Haar cascade + mini-Xception) on the same photos, timed in its own interpreter: as it
-    comes (since 25.x a quantized TFLite classifier) and, under ``keras_model``, with its Keras model
-    (``use_tflite=False``, what fer did before and what issue 4's 47.8 ms for a 256 px photo measured)."""
-    script = (
-        "import json,sys,time,cv2,numpy as np\nfrom fer.fer import FER\nd=FER()\nout={}\n"
-        "def timed(det):\n  res={}\n"
-        "  for name,path in json.loads(sys.argv[1]).items():\n"
-        "    img=cv2.imread(path); det.detect_emotions(img); ts=[]\n"
-        "    for _ in range(20):\n"
-        "      t=time.perf_counter(); r=det.detect_emotions(img); ts.append(time.perf_counter()-t)\n"
-        "    res[name]={'median_ms':round(sorted(ts)[10]*1000,1),'faces':len(r)}\n"
-        "  return res\n"
-        "out.update(timed(d))\n"
-        "try:\n  out['keras_model']=timed(FER(use_tflite=False))\n"
-        "except TypeError:\n  pass\n"  # a fer without the option: its only model is the Keras one, timed above
-        # fer's classifier alone on the FER2013 val crops our classifier is scored on, preprocessed as fer does
-        # (resize to 64x64, scale to -1..1), its output order mapped to class names
-        "val=sys.argv[2] if len(sys.argv)>2 else ''\n"
-        "if val:\n"
-        "  from pathlib import Path\n  labels=FER._get_labels(); items=sorted(Path(val).glob('*/*'))\n"
-        "  x=np.array([cv2.resize(cv2.imread(str(p),0),(64,64)) for p in items],'float32')/255*2-1\n"
-        "  pred=np.concatenate([np.asarray(d._classify_emotions(x[i:i+256])) for i in range(0,len(x),256)]).argmax(1)\n"
-        "  out['val_accuracy']=round(float(np.mean([labels[k]==p.parent.name for k,p in zip(pred,items)])),4)\n"
-        "  out['n_val']=len(items)\n"
-        "print(json.dumps(out))\n"
-    )
+def peer_bench(python: str, script: str) -> dict[str, Any]:
+    """A peer package on the same photos, timed by ``script`` (benchmarks/peer_*.py) in the peer's own interpreter,
+    which has OpenCV 4 and the peer's TensorFlow; with the FER2013 val crops, its classifier's accuracy too."""
     tmp = Path("/tmp/emotion-bench")
     tmp.mkdir(exist_ok=True)
     paths = {}
     for name, photo in photos().items():
         (tmp / f"{name}.jpg").write_bytes(photo)
         paths[name] = str(tmp / f"{name}.jpg")
-    argv = [fer_python, "-c", script, json.dumps(paths)] + ([str(FER2013_VAL)] if FER2013_VAL.is_dir() else [])
+    argv = [python, str(ROOT / "benchmarks" / script), json.dumps(paths)]
+    argv += [str(FER2013_VAL)] if FER2013_VAL.is_dir() else []
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def speedups(ours: dict[str, float], peer: dict[str, Any]) -> dict[str, float]:
+    """The peer's median over ours, per photo both timed."""
+    theirs = {k: v["median_ms"] for k, v in peer.items() if isinstance(v, dict) and "median_ms" in v}
+    return {k: round(v / ours[k], 2) for k, v in theirs.items() if k in ours}
 
 
 def main() -> int:
@@ -255,6 +238,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--fer-python", help="python of an environment with `fer` installed (OpenCV 4)")
+    parser.add_argument("--deepface-python", help="python of an environment with `deepface` installed (OpenCV 4)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument(
         "--detector-runtime",
@@ -273,23 +257,23 @@ def main() -> int:
     report["classifier"] = classifier_bench(args.model_dir)
     report["stages"] = stage_bench(args.model_dir, report["detector_runtime"], photos())
     report["server"] = server_bench(args.model_dir, args.requests)
-    if args.fer_python:
-        try:
-            report["fer"] = fer_bench(args.fer_python)
-        except subprocess.CalledProcessError as exc:  # keep our own figures; say why fer's are missing
-            report["fer_error"] = exc.stderr.strip().splitlines()[-1] if exc.stderr else f"exit {exc.returncode}"
+    for peer, python in (("fer", args.fer_python), ("deepface", args.deepface_python)):
+        if python:
+            try:
+                report[peer] = peer_bench(python, f"peer_{peer}.py")
+            except subprocess.CalledProcessError as exc:  # keep our own figures; say why the peer's are missing
+                why = exc.stderr.strip().splitlines()[-1] if exc.stderr else f"exit {exc.returncode}"
+                report[f"{peer}_error"] = why
+    lone = [r for r in report["server"]["runs"] if r["concurrency"] == 1]
+    ours = {r["photo"]: r["p50_ms"] for r in lone if "params" not in r}
+    same_min_face = {r["photo"]: r["p50_ms"] for r in lone if "params" in r}
     if "fer" in report:
-        lone = [r for r in report["server"]["runs"] if r["concurrency"] == 1]
-        ours = {r["photo"]: r["p50_ms"] for r in lone if "params" not in r}
-        same_min_face = {r["photo"]: r["p50_ms"] for r in lone if "params" in r}
-        fer = {k: v["median_ms"] for k, v in report["fer"].items() if isinstance(v, dict) and "median_ms" in v}
-        report["speedup_vs_fer_p50"] = {k: round(v / ours[k], 2) for k, v in fer.items() if k in ours}
-        report["speedup_vs_fer_p50_same_min_face"] = {
-            k: round(v / same_min_face[k], 2) for k, v in fer.items() if k in same_min_face
-        }
-        keras = {k: v["median_ms"] for k, v in report["fer"].get("keras_model", {}).items()}
-        if keras:
-            report["speedup_vs_fer_keras_model_p50"] = {k: round(v / ours[k], 2) for k, v in keras.items() if k in ours}
+        report["speedup_vs_fer_p50"] = speedups(ours, report["fer"])
+        report["speedup_vs_fer_p50_same_min_face"] = speedups(same_min_face, report["fer"])
+        if "keras_model" in report["fer"]:
+            report["speedup_vs_fer_keras_model_p50"] = speedups(ours, report["fer"]["keras_model"])
+    if "deepface" in report:
+        report["speedup_vs_deepface_p50"] = speedups(ours, report["deepface"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
