@@ -69,14 +69,8 @@ def average_runs(
     shares = mixing_weights(len(sources), coefficients)
     import keras  # after the checks: a refusal needs no TensorFlow
 
-    from training.train import (
-        TrainConfig,
-        classifier_from_config,
-        conclude,
-        initial_weights,
-        load_data,
-        load_initial_weights,
-    )
+    from training.start import initial_weights, load_initial_weights
+    from training.train import TrainConfig, classifier_from_config, conclude, load_data
 
     keras.mixed_precision.set_dtype_policy("float32")
     averaged, loader = classifier_from_config(configs[0]), classifier_from_config(configs[0])  # one network

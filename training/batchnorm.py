@@ -17,10 +17,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from training.config import RECALIBRATION_CROPS
 from training.data import DataError
 from training.model import predict
-
-CALIBRATION_CROPS = 16384  # training crops, seeded; more moves the estimate by less than its batch-to-batch noise
 
 
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -56,7 +55,7 @@ def recalibrate_if_better(
     train_images: np.ndarray,
     val_images: np.ndarray,
     val_classes: np.ndarray,
-    crops: int = CALIBRATION_CROPS,
+    crops: int = RECALIBRATION_CROPS,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Recalibrates on up to ``crops`` training crops and keeps the new statistics only when validation accuracy
@@ -97,7 +96,7 @@ def recalibrate_run(run_dir: Path, crops: int | None = None) -> dict[str, Any]:
     train_set, val_set = load_data(cfg)
     classifier = load_run_classifier(run_dir, record["config"])
     result = recalibrate_if_better(
-        classifier, train_set.images, val_set.images, val_set.classes, crops or CALIBRATION_CROPS
+        classifier, train_set.images, val_set.images, val_set.classes, crops or RECALIBRATION_CROPS
     )
     if result["kept"]:
         classifier.save_weights(str(run_dir / "classifier.weights.h5"))

@@ -93,7 +93,8 @@ def classifier_weights(source: Path, scratch: Path) -> Path:
     with one written from an exported version's SavedModel variables (needs TensorFlow)."""
     if not (source / "saved_model.pb").is_file():
         return source
-    from training.train import classifier_from_config, load_initial_weights
+    from training.start import load_initial_weights
+    from training.train import classifier_from_config
 
     classifier = classifier_from_config(json.loads((source / "model_card.json").read_text())["hyperparameters"])
     load_initial_weights(classifier, source)
