@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --init-weights: draw ResNet50's last stage (conv5) and the head afresh, keep the rest",
     )
     train.add_argument(
+        "--zero-init-residual",
+        action="store_true",
+        help="from scratch: start every residual block as the identity (its last BatchNorm scale at zero), so the "
+        "network learns from its first steps",
+    )
+    train.add_argument(
         "--recalibration-crops",
         type=int,
         help="training crops over which BatchNorm statistics are re-estimated at the end (default 16384; 0: skip)",
@@ -194,6 +200,13 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     if args.reset_last_stage and not args.init_weights:
         print("error: --reset-last-stage resets part of --init-weights, and none was given", file=sys.stderr)
+        return 2
+    if args.zero_init_residual and (args.init_weights or args.weights):
+        print(
+            "error: --zero-init-residual sets how a network from scratch starts; it cannot go with --init-weights "
+            "or --weights",
+            file=sys.stderr,
+        )
         return 2
     cfg = TrainConfig.known(vars(args))
     record = train(cfg)

@@ -41,6 +41,7 @@ class TrainConfig:
     ema_momentum: float = 0.0  # validate, keep and export a moving average of the weights (Polyak); 0: off
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
     reset_last_stage: bool = False  # draw ResNet50's last stage and the head of init_weights afresh
+    zero_init_residual: bool = False  # a run from scratch starts each residual block as the identity
     recalibration_crops: int = RECALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
     @classmethod

@@ -6,6 +6,8 @@ whoever serves it feeds uint8 pixels and nothing else.
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 from keras import layers
@@ -46,6 +48,21 @@ def build_model(
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="emotion_resnet50")
+
+
+# The BatchNormalization closing each residual branch of keras.applications' ResNet50 (16 blocks)
+RESIDUAL_BRANCH_END = re.compile(r"conv\d_block\d+_3_bn/gamma")
+
+
+def zero_residual_branches(classifier: keras.Model) -> int:
+    """Sets the scale of the BatchNormalization that closes every residual branch to zero, so that each block
+    starts as the identity and the fresh network as a shallow one ("zero-init residual", Goyal et al. 2017; He et
+    al. 2019): a ResNet trained from scratch then learns from its first steps instead of sitting at chance for
+    epochs. Returns how many were set."""
+    gammas = [w for w in classifier.weights if RESIDUAL_BRANCH_END.fullmatch(w.path)]
+    for gamma in gammas:
+        gamma.assign(np.zeros(gamma.shape, gamma.dtype))
+    return len(gammas)
 
 
 AUGMENTATIONS = ("full", "light", "none")

@@ -19,7 +19,7 @@ from training.batchnorm import recalibrate_if_better
 from training.config import CONFIG_FILE, TrainConfig
 from training.labels import EMOTIONS
 from training.metrics import classification_report
-from training.model import build_model, build_training_model, predict
+from training.model import build_model, build_training_model, predict, zero_residual_branches
 from training.schedule import EpochPlan
 from training.start import check_initial_sizes, initial_weights, load_initial_weights, reset_last_stage
 
@@ -123,6 +123,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             load_initial_weights(classifier, start_from)
             if cfg.reset_last_stage:
                 reset_last_stage(classifier, cfg)
+        elif cfg.zero_init_residual:
+            zero_residual_branches(classifier)
         model = build_training_model(classifier, cfg.seed, cfg.augmentation)
         model.compile(
             optimizer=keras.optimizers.AdamW(

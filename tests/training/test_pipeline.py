@@ -359,6 +359,30 @@ def test_reset_last_stage_without_init_weights_is_refused(tmp_path: Path) -> Non
     assert not (tmp_path / "run").exists()
 
 
+def test_zero_init_residual_starts_a_run_from_scratch_with_every_residual_branch_closed(
+    tiny_training: TinyTraining, tmp_path: Path
+) -> None:
+    frozen = ("--epochs", "1", "--learning-rate", "0", "--no-export")
+    closed: dict[str, int] = {}
+    for name, option in (("zeroed", ("--zero-init-residual",)), ("plain", ())):
+        cmd = train_command(tiny_training.data, tmp_path / name, *frozen, *option)
+        result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        weights = read_weights(tmp_path / name / "classifier.weights.h5")
+        gammas = [w for n, w in weights.items() if "batch_normalization" in n and n.endswith("vars/0")]
+        assert len(gammas) == 53
+        closed[name] = sum(not w.any() for w in gammas)
+    assert closed == {"zeroed": 16, "plain": 0}
+    assert json.loads((tmp_path / "zeroed" / "run.json").read_text())["config"]["zero_init_residual"] is True
+
+
+def test_zero_init_residual_with_init_weights_is_refused(tmp_path: Path) -> None:
+    cmd = train_command(tmp_path / "data", tmp_path / "run", "--zero-init-residual", "--init-weights", "x")
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2 and "--zero-init-residual sets how a network from scratch starts" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_with_a_weight_average_keeps_the_average_not_the_last_weights(
     tiny_training: TinyTraining, tmp_path: Path
 ) -> None:

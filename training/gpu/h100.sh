@@ -34,6 +34,7 @@ COMMON=(--data "$WORK/fer2013.npz" --batch-size "${BATCH:-128}" --weight-decay 0
         --warmup-epochs "${WARMUP:-3}" --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3
         --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}"
         ${MIXUP:+--mixup "$MIXUP"} ${EMA:+--ema-momentum "$EMA"})
+[ -z "${ZERO_INIT:-}" ] || COMMON+=(--zero-init-residual)  # runs from scratch only: not with :init runs
 if [ -n "${SIZES:-}" ]; then RUNS=""; for size in $SIZES; do RUNS="$RUNS $size:${LR:-5e-4}"; done; fi
 RUNS=${RUNS:-64:5e-4 64:3e-4 80:4e-4}
 if [[ " $RUNS" == *:init* ]]; then  # before any run starts: the classifier the fine-tunes start from
