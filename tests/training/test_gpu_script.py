@@ -111,3 +111,12 @@ def test_an_init_run_without_the_carried_weights_fails_before_training(tmp_path:
     assert done.returncode == 3
     assert "no .gpuinit was carried" in done.stdout
     assert calls == []
+
+
+def test_zero_init_reaches_the_runs_from_scratch_only(tmp_path: Path) -> None:
+    done, calls = run_script(tmp_path, RUNS="64:1e-4:init 64:3e-4", ZERO_INIT="1")
+    assert done.returncode == 0, done.stderr
+    trains = {option(c, "--work-dir"): c for c in calls if c[:3] == ["-m", "training", "train"]}
+    work = tmp_path / "work"
+    assert "--zero-init-residual" in trains[str(work / "run64_3e-4")]
+    assert "--zero-init-residual" not in trains[str(work / "run64_1e-4_init")]

@@ -8,7 +8,8 @@
 # recipe trains several runs (network size, peak rate) side by side on the one GPU, each with the same time budget, and
 # ships the run with the best validation accuracy. Measured (README, docs/runs/fer2013-h100-64): sizes 48 / 64 / 80
 # at 1e-3 for 7 minutes gave 38.9 / 59.5 / 58.5 % on val; at 5e-4 the 80 px run reached 57.6 % in half the epochs.
-# Usage: OUT=dir BUDGET=minutes [RUNS="64:5e-4 64:3e-4 80:4e-4"] [MIXUP=alpha] [EMA=momentum] [HARD_STOP=seconds] \
+# Usage: OUT=dir BUDGET=minutes [RUNS="64:5e-4 64:3e-4 80:4e-4"] [MIXUP=alpha] [EMA=momentum] [ZERO_INIT=1] \
+#        [HARD_STOP=seconds] \
 #        training/gpu/h100.sh
 #        each run is NETWORK_SIZE:PEAK_LEARNING_RATE, or NETWORK_SIZE:PEAK_LEARNING_RATE:init to fine-tune the
 #        classifier carried in .gpuinit (one warm-up epoch); SIZES="64 80" with one LR=... is the same with one rate.
@@ -34,7 +35,6 @@ COMMON=(--data "$WORK/fer2013.npz" --batch-size "${BATCH:-128}" --weight-decay 0
         --warmup-epochs "${WARMUP:-3}" --augmentation "${AUGMENT:-light}" --label-smoothing 0.1 --dropout 0.3
         --patience 1000 --no-export --epochs "${EPOCHS:-150}" --time-budget "${BUDGET:-7}"
         ${MIXUP:+--mixup "$MIXUP"} ${EMA:+--ema-momentum "$EMA"})
-[ -z "${ZERO_INIT:-}" ] || COMMON+=(--zero-init-residual)  # runs from scratch only: not with :init runs
 if [ -n "${SIZES:-}" ]; then RUNS=""; for size in $SIZES; do RUNS="$RUNS $size:${LR:-5e-4}"; done; fi
 RUNS=${RUNS:-64:5e-4 64:3e-4 80:4e-4}
 if [[ " $RUNS" == *:init* ]]; then  # before any run starts: the classifier the fine-tunes start from
@@ -45,7 +45,8 @@ runs=()
 for spec in $RUNS; do
   IFS=: read -r size rate start <<< "$spec"; run="$WORK/run${size}_$rate${start:+_$start}"
   rm -rf "$run"  # a machine kept warm between calls still holds the last call's runs
-  init=()
+  init=()  # ZERO_INIT=1: runs from scratch start each residual block as the identity (an :init run has its weights)
+  [ -z "${ZERO_INIT:-}" ] || init=(--zero-init-residual)
   [ "$start" != init ] || init=(--init-weights "$WORK/init/classifier.weights.h5" --warmup-epochs 1)
   # a run that overruns its budget is stopped so the others still get packed
   timeout "${HARD_STOP:-560}" python3 -m training train "${COMMON[@]}" --network-size "$size" --learning-rate "$rate" \
