@@ -12,12 +12,13 @@ import json
 import sys
 
 import cv2
+import numpy as np
 from deepface import DeepFace
 from deepface.models.demography.DemographyUtils import EMOTION_LABELS
 from peer_timing import time_photos, val_accuracy
 
 
-def analyse(img):  # type: ignore[no-untyped-def]
+def analyse(img: np.ndarray) -> int:
     faces = DeepFace.analyze(img, actions=["emotion"], detector_backend="opencv", enforce_detection=False, silent=True)
     return sum(1 for face in faces if face.get("face_confidence", 0) > 0)
 

@@ -209,15 +209,21 @@ def memory_mb(pid: int, field: str = "VmHWM") -> float | None:
     return None
 
 
-def peer_bench(python: str, script: str) -> dict[str, Any]:
-    """A peer package on the same photos, timed by ``script`` (benchmarks/peer_*.py) in the peer's own interpreter,
-    which has OpenCV 4 and the peer's TensorFlow; with the FER2013 val crops, its classifier's accuracy too."""
+def photo_files() -> dict[str, str]:
+    """The benchmark photos written once as JPEG files, for the peers' interpreters to read: name -> path."""
     tmp = Path("/tmp/emotion-bench")
     tmp.mkdir(exist_ok=True)
     paths = {}
     for name, photo in photos().items():
         (tmp / f"{name}.jpg").write_bytes(photo)
         paths[name] = str(tmp / f"{name}.jpg")
+    return paths
+
+
+def peer_bench(python: str, script: str, paths: dict[str, str]) -> dict[str, Any]:
+    """A peer package on the photos at ``paths``, timed by ``script`` (benchmarks/peer_*.py) in the peer's own
+    interpreter, which has OpenCV 4 and the peer's TensorFlow; with the FER2013 val crops, its classifier's accuracy
+    too."""
     argv = [python, str(ROOT / "benchmarks" / script), json.dumps(paths)]
     argv += [str(FER2013_VAL)] if FER2013_VAL.is_dir() else []
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
@@ -257,13 +263,13 @@ def main() -> int:
     report["classifier"] = classifier_bench(args.model_dir)
     report["stages"] = stage_bench(args.model_dir, report["detector_runtime"], photos())
     report["server"] = server_bench(args.model_dir, args.requests)
-    for peer, python in (("fer", args.fer_python), ("deepface", args.deepface_python)):
-        if python:
-            try:
-                report[peer] = peer_bench(python, f"peer_{peer}.py")
-            except subprocess.CalledProcessError as exc:  # keep our own figures; say why the peer's are missing
-                why = exc.stderr.strip().splitlines()[-1] if exc.stderr else f"exit {exc.returncode}"
-                report[f"{peer}_error"] = why
+    peers = {peer: python for peer, python in (("fer", args.fer_python), ("deepface", args.deepface_python)) if python}
+    paths = photo_files() if peers else {}
+    for peer, python in peers.items():
+        try:
+            report[peer] = peer_bench(python, f"peer_{peer}.py", paths)
+        except subprocess.CalledProcessError as exc:  # keep our own figures; say why the peer's are missing
+            report[f"{peer}_error"] = exc.stderr.strip().splitlines()[-1] if exc.stderr else f"exit {exc.returncode}"
     lone = [r for r in report["server"]["runs"] if r["concurrency"] == 1]
     ours = {r["photo"]: r["p50_ms"] for r in lone if "params" not in r}
     same_min_face = {r["photo"]: r["p50_ms"] for r in lone if "params" in r}

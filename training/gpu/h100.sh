@@ -45,12 +45,13 @@ runs=()
 for spec in $RUNS; do
   IFS=: read -r size rate start <<< "$spec"; run="$WORK/run${size}_$rate${start:+_$start}"
   rm -rf "$run"  # a machine kept warm between calls still holds the last call's runs
-  init=()  # ZERO_INIT=1: runs from scratch start each residual block as the identity (an :init run has its weights)
-  [ -z "${ZERO_INIT:-}" ] || init=(--zero-init-residual)
-  [ "$start" != init ] || init=(--init-weights "$WORK/init/classifier.weights.h5" --warmup-epochs 1)
+  # how the run starts: from scratch (ZERO_INIT=1: each residual block as the identity) or from the carried weights
+  start_options=()
+  [ -z "${ZERO_INIT:-}" ] || start_options=(--zero-init-residual)
+  [ "$start" != init ] || start_options=(--init-weights "$WORK/init/classifier.weights.h5" --warmup-epochs 1)
   # a run that overruns its budget is stopped so the others still get packed
   timeout "${HARD_STOP:-560}" python3 -m training train "${COMMON[@]}" --network-size "$size" --learning-rate "$rate" \
-    "${init[@]}" --work-dir "$run" > "$run.log" 2>&1 &
+    "${start_options[@]}" --work-dir "$run" > "$run.log" 2>&1 &
   runs+=("$run")
 done
 wait
