@@ -42,6 +42,8 @@ class TrainConfig:
     init_weights: str | None = None  # a finished run's folder, its .weights.h5, or an exported model folder
     reset_last_stage: bool = False  # draw ResNet50's last stage and the head of init_weights afresh
     zero_init_residual: bool = False  # a run from scratch starts each residual block as the identity
+    teachers: list[str] | None = None  # exported models whose answers the labels are blended with (distillation)
+    teacher_weight: float = 0.5  # the teachers' share of each training target
     recalibration_crops: int = RECALIBRATION_CROPS  # BatchNorm statistics re-estimated at the end; 0: not
 
     @classmethod

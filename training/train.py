@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from training.metrics import classification_report
 from training.model import build_model, build_training_model, predict, zero_residual_branches
 from training.schedule import EpochPlan
 from training.start import check_initial_sizes, initial_weights, load_initial_weights, reset_last_stage
+from training.teacher import distilled_targets
 
 
 def load_data(cfg: TrainConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -113,6 +115,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         keras.mixed_precision.set_dtype_policy("mixed_float16" if tf_gpu else "mixed_bfloat16")
     train_set, val_set = load_data(cfg)
     print(train_set.report(), val_set.report(), sep="\n", flush=True)
+    fit_set = train_set  # what fit sees: the labels, or their blend with the teachers' answers
+    if cfg.teachers:
+        targets = distilled_targets(run_dir, cfg.teachers, cfg.teacher_weight, train_set)
+        fit_set = dataclasses.replace(train_set, labels=targets)
 
     shape = (cfg.image_size, cfg.image_size, 1)
     with _strategy_scope():
@@ -152,7 +158,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     ]
     started = time.monotonic()
     history = model.fit(
-        **fit_inputs(train_set, cfg.batch_size, cfg.class_weight, cfg.mixup, cfg.seed),
+        **fit_inputs(fit_set, cfg.batch_size, cfg.class_weight, cfg.mixup, cfg.seed),
         validation_data=(val_set.images[..., None], val_set.labels),
         epochs=cfg.epochs,
         callbacks=callbacks,
