@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.train import TrainConfig, train
-
+    # Options are checked before TensorFlow is imported and the data read: a mistake costs no wait.
     if not 0 <= args.ema_momentum < 1:
         print(f"error: --ema-momentum must be in [0, 1), got {args.ema_momentum}", file=sys.stderr)
         return 2
@@ -61,6 +60,12 @@ def _train(args: argparse.Namespace) -> int:
     if not 0 < args.teacher_weight <= 1:
         print(f"error: --teacher-weight must be in (0, 1], got {args.teacher_weight}", file=sys.stderr)
         return 2
+    from training.teacher import check_teacher
+
+    for model_dir in args.teachers or []:
+        check_teacher(Path(model_dir).expanduser(), args.image_size)  # a DataError: exit 2 with its message
+    from training.train import TrainConfig, train
+
     cfg = TrainConfig.known(vars(args))
     record = train(cfg)
     print(f"validation accuracy {record['validation']['accuracy']:.4f} -> {cfg.run_dir}", file=sys.stderr)

@@ -104,10 +104,7 @@ def test_a_teacher_weight_outside_zero_to_one_is_refused(weight: str, tmp_path: 
 
 
 def test_a_missing_teacher_is_refused_before_training(tmp_path: Path) -> None:
-    with pytest.raises(datasets.DataError, match=r"model_card\.json missing"):
-        teacher.distilled_targets(
-            tmp_path,
-            [str(tmp_path / "nowhere")],
-            0.5,
-            datasets.Dataset(np.zeros((1, 48, 48), np.uint8), np.eye(7, dtype=np.float32)[:1], "one"),
-        )
+    cmd = train_command(tmp_path / "data", tmp_path / "run", "--teacher", str(tmp_path / "nowhere"))
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2 and "model_card.json missing" in result.stderr
+    assert not (tmp_path / "run").exists()
