@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
-            expose_headers=["x-request-id", "x-faces"],
+            expose_headers=["x-request-id", "x-faces", "x-process-ms", "server-timing"],
         )
     app.add_middleware(Guard, services=services)
     return app

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from app.detector import Face, FaceDetector
+from app.measure import Stopwatch
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,19 @@ class EmotionPredictor:
         self.input_size = input_size
         self.margin = margin
 
-    def predict(self, rgb: np.ndarray, threshold: float, min_size: int, max_faces: int) -> list[FaceEmotions]:
+    def predict(
+        self, rgb: np.ndarray, threshold: float, min_size: int, max_faces: int, watch: Stopwatch | None = None
+    ) -> list[FaceEmotions]:
+        """Every face (best first, at most ``max_faces``) with its emotions; ``watch`` times detect, crop, classify."""
+        lap = watch.lap if watch is not None else lambda stage: None
         faces = self.detector.detect(rgb, threshold=threshold, min_size=min_size)[:max_faces]
+        lap("detect")
         if not faces:
             return []
         crops = crop_faces(rgb, faces, self.input_size, self.margin)
-        probabilities = self.classify(crops)
+        lap("crop")
+        probabilities = self.classify(crops)  # through the batcher: the wait for company counts here
+        lap("classify")
         results = []
         for face, probs in zip(faces, probabilities, strict=True):
             total = float(probs.sum()) or 1.0

@@ -158,11 +158,11 @@ def _load(
     n: int,
     params: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    def one(_: int) -> tuple[float, int, float]:
+    def one(_: int) -> tuple[float, int, float, dict[str, float]]:
         t = time.perf_counter()
         files = {"file": ("p.jpg", photo, "image/jpeg")}
         r = client.post(f"{url}/predict", files=files, params=params, timeout=60)
-        return time.perf_counter() - t, r.status_code, float(r.headers.get("x-process-ms", "nan"))
+        return time.perf_counter() - t, r.status_code, float(r.headers.get("x-process-ms", "nan")), server_timing(r)
 
     for _ in range(5):
         one(0)
@@ -173,6 +173,7 @@ def _load(
     lat = sorted(r[0] * 1000 for r in results)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1)  # noqa: E731
     server_ms = statistics.median(r[2] for r in results)
+    stages = {stage: round(statistics.median(r[3].get(stage, 0.0) for r in results), 2) for stage in results[0][3]}
     return {
         "photo": name,
         **({"params": params} if params else {}),
@@ -180,11 +181,18 @@ def _load(
         "requests": n,
         "errors": sum(r[1] != 200 for r in results),
         "server_side_p50_ms": round(server_ms, 2),
+        "server_stages_p50_ms": stages,  # each stage's median inside the server, from its Server-Timing header
         "p50_ms": pct(0.5),
         "p90_ms": pct(0.9),
         "p99_ms": pct(0.99),
         "requests_per_s": round(n / wall, 1),
     }
+
+
+def server_timing(response: httpx.Response) -> dict[str, float]:
+    """The ``Server-Timing`` header's stages, in ms (none on an error)."""
+    entries = (entry.split(";dur=") for entry in response.headers.get("server-timing", "").split(",") if "=" in entry)
+    return {name.strip(): float(ms) for name, ms in entries}
 
 
 def cpu_model() -> dict[str, Any]:

@@ -234,6 +234,44 @@ def test_metrics_count_requests_faces_and_errors(client: TestClient, astronaut) 
     assert "emotion_request_seconds_bucket" in text
 
 
+def server_timing(response) -> dict[str, float]:
+    stages = [entry.strip().split(";dur=") for entry in response.headers["server-timing"].split(",")]
+    return {name: float(ms) for name, ms in stages}
+
+
+def test_an_answer_times_each_stage_of_its_photo_in_server_timing(client: TestClient, astronaut) -> None:
+    response = post_file(client, jpeg_bytes(astronaut))
+    stages = server_timing(response)
+    assert list(stages) == ["upload", "queue", "decode", "detect", "crop", "classify"]
+    assert all(ms >= 0 for ms in stages.values()) and stages["detect"] > 0 and stages["classify"] > 0
+    assert sum(stages.values()) <= float(response.headers["x-process-ms"])
+
+
+def test_a_photo_without_faces_is_timed_up_to_its_detection(client: TestClient) -> None:
+    assert list(server_timing(post_file(client, jpeg_bytes(data.coffee())))) == ["upload", "queue", "decode", "detect"]
+
+
+def test_an_annotated_photo_is_timed_with_its_drawing(client: TestClient, astronaut) -> None:
+    response = post_file(client, jpeg_bytes(astronaut), path="/predict/annotated")
+    assert list(server_timing(response))[-2:] == ["classify", "draw"]
+
+
+def stage_counts(client: TestClient) -> dict[str, float]:
+    lines = client.get("/metrics").text.splitlines()
+    return {
+        line.split('"')[1]: float(line.split()[-1]) for line in lines if line.startswith("emotion_stage_seconds_count")
+    }
+
+
+def test_metrics_time_each_stage_of_the_analysis(client: TestClient, astronaut) -> None:
+    before = stage_counts(client)
+    post_file(client, jpeg_bytes(astronaut))
+    post_file(client, jpeg_bytes(data.coffee()))
+    after = stage_counts(client)
+    added = {stage: after[stage] - before.get(stage, 0) for stage in after}
+    assert added == {"upload": 2, "queue": 2, "decode": 2, "detect": 2, "crop": 1, "classify": 1}
+
+
 def test_model_endpoint_serves_the_card(client: TestClient) -> None:
     card = client.get("/model").json()
     assert card["class_names"] == list(EMOTIONS)
@@ -279,12 +317,19 @@ def test_api_key_guards_everything_but_health(tiny_model: Path, astronaut) -> No
         assert response.status_code == 200
 
 
-def test_cors_is_closed_by_default_and_opens_for_configured_origins(client: TestClient, tiny_model: Path) -> None:
+def test_cors_is_closed_by_default_and_opens_for_configured_origins(
+    client: TestClient, tiny_model: Path, astronaut
+) -> None:
     headers = {"origin": "https://example.com", "access-control-request-method": "POST"}
     assert "access-control-allow-origin" not in client.options("/predict", headers=headers).headers
     for open_client in ready_client(Settings(model_dir=tiny_model, cors_origins=["https://example.com"])):
         allowed = open_client.options("/predict", headers=headers).headers
         assert allowed["access-control-allow-origin"] == "https://example.com"
+        answer = open_client.post(
+            "/predict", files={"file": ("a.jpg", jpeg_bytes(astronaut))}, headers={"origin": "https://example.com"}
+        )
+        exposed = answer.headers["access-control-expose-headers"].lower().replace(" ", "").split(",")
+        assert {"x-request-id", "x-process-ms", "server-timing"} <= set(exposed)  # readable by the page's script
 
 
 def test_many_multipart_parts_are_refused(client: TestClient) -> None:
@@ -312,12 +357,12 @@ class HeldAnalysis:
         self.predict, self.gate = predict, threading.Event()
         self.running = self.most = 0
 
-    def __call__(self, *args: object) -> object:
+    def __call__(self, *args: object, **kwargs: object) -> object:
         self.running += 1
         self.most = max(self.most, self.running)
         self.gate.wait(30)
         try:
-            return self.predict(*args)
+            return self.predict(*args, **kwargs)
         finally:
             self.running -= 1
 

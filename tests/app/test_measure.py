@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.measure import median_ms_each
+from app.measure import Stopwatch, median_ms_each
 
 
 def test_candidates_take_turns_each_preceded_by_the_work_before_it() -> None:
@@ -38,3 +38,15 @@ def test_a_slow_spell_slows_every_candidate_and_the_faster_one_still_wins() -> N
 
     timed = median_ms_each({"fast": fast, "slower": slower}, rounds=7, warmup=0, budget_s=10)
     assert timed["fast"] < timed["slower"] < 30
+
+
+def test_a_stopwatch_adds_each_lap_to_its_stage_in_order_and_writes_a_server_timing_header() -> None:
+    watch = Stopwatch()
+    time.sleep(0.01)
+    watch.lap("detect")
+    watch.lap("classify")
+    time.sleep(0.01)
+    watch.lap("detect")
+    assert list(watch.laps) == ["detect", "classify"]
+    assert watch.laps["detect"] >= 20 and watch.laps["classify"] < 5
+    assert watch.server_timing() == f"detect;dur={watch.laps['detect']:.2f}, classify;dur={watch.laps['classify']:.2f}"

@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import anyio
 import cv2
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.dependencies.models import Dependant
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from app.config import Settings
+from app.api.inputs import Options, OptionsDep, read_image_bytes
 from app.deps import ServicesDep, SettingsDep
 from app.errors import (
     InvalidInput,
-    InvalidParameters,
     Overloaded,
     PayloadTooLarge,
     ServiceError,
     UnsupportedMediaType,
 )
-from app.images import decode_base64, decode_image
+from app.images import decode_image
+from app.measure import Stopwatch
 from app.predictor import FaceEmotions
 from app.schemas import BatchItem, BatchPrediction, ErrorBody, ErrorDetail, Prediction
 from app.services import Services
@@ -65,81 +62,6 @@ UPLOAD_BODY = {
         },
     }
 }
-Threshold = Annotated[float | None, Query(ge=0.0, le=1.0, description="face detection score threshold")]
-MinSize = Annotated[int | None, Query(ge=1, le=100_000, description="smallest face width in pixels")]
-MaxFaces = Annotated[
-    int | None, Query(ge=1, le=10_000, description="most faces returned, best first; capped at EMOTION_MAX_FACES")
-]
-
-
-class Options:
-    def __init__(self, settings: Settings, threshold: float | None, min_size: int | None, max_faces: int | None):
-        self.threshold = settings.detection_threshold if threshold is None else threshold
-        self.min_size = settings.min_face_size if min_size is None else min_size
-        self.max_faces = min(max_faces or settings.max_faces, settings.max_faces)  # capped by the server
-
-
-async def request_options(
-    request: Request,
-    settings: SettingsDep,
-    threshold: Threshold = None,
-    min_face_size: MinSize = None,
-    max_faces: MaxFaces = None,
-) -> Options:
-    """The detection query options shared by every predict endpoint, defaults from the settings."""
-    refuse_unknown_query(request)
-    return Options(settings, threshold, min_face_size, max_faces)
-
-
-def refuse_unknown_query(request: Request) -> None:
-    """A misspelt option (``min_size`` for ``min_face_size``) is an error, not a silent default."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
-    accepted = query_names(route.dependant)
-    unknown = sorted(set(request.query_params) - accepted)
-    if unknown:
-        raise InvalidParameters(
-            f"unknown query parameter(s) {', '.join(unknown)}; {route.path} accepts {', '.join(sorted(accepted))}"
-        )
-
-
-def query_names(dependant: Dependant) -> set[str]:
-    """Every query parameter a route declares, its dependencies' included."""
-    names = {param.alias for param in dependant.query_params}
-    for dependency in dependant.dependencies:
-        names |= query_names(dependency)
-    return names
-
-
-OptionsDep = Annotated[Options, Depends(request_options)]
-
-
-async def read_image_bytes(request: Request, settings: Settings) -> bytes:
-    """The photo from a multipart field ``file``, a JSON ``{"image": base64}`` body or a raw image body."""
-    content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith("multipart/form-data"):
-        try:
-            async with request.form(max_files=1, max_fields=8) as form:
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise InvalidInput("multipart body has no file field named 'file'")
-                return await upload.read()
-        except MultiPartException as exc:
-            raise InvalidInput(f"malformed multipart body: {exc.message}") from None
-    if content_type.startswith("application/json"):
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidInput("body is not valid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("image"), str):
-            raise InvalidInput('JSON body must be an object {"image": "<base64 or data: URI>"}')
-        return decode_base64(body["image"], settings.max_upload_bytes)
-    if content_type.startswith(("image/", "application/octet-stream")):
-        return await request.body()
-    raise UnsupportedMediaType(
-        f"content type {content_type or 'missing'!r}; send multipart/form-data with a 'file' field or JSON"
-    )
 
 
 def faces_json(results: list[FaceEmotions]) -> list[dict[str, Any]]:
@@ -154,14 +76,18 @@ def faces_json(results: list[FaceEmotions]) -> list[dict[str, Any]]:
     ]
 
 
-async def analyse(services: Services, data: bytes, options: Options) -> tuple[np.ndarray, list[FaceEmotions]]:
-    """Decode, detect and classify off the event loop."""
+async def analyse(
+    services: Services, data: bytes, options: Options, watch: Stopwatch
+) -> tuple[np.ndarray, list[FaceEmotions]]:
+    """Decode, detect and classify off the event loop, timing each stage on ``watch``."""
     predictor, _, admission = services.require_ready()
     settings = services.settings
 
     def work() -> tuple[np.ndarray, list[FaceEmotions]]:
+        watch.lap("queue")
         rgb = decode_image(data, settings.max_pixels)
-        return rgb, predictor.predict(rgb, options.threshold, options.min_size, options.max_faces)
+        watch.lap("decode")
+        return rgb, predictor.predict(rgb, options.threshold, options.min_size, options.max_faces, watch=watch)
 
     # Admission counts the photos waiting for an analysis slot too, so the queue bound holds; the slots are
     # handed out first come, first served (see Settings.analysis_concurrency).
@@ -173,6 +99,8 @@ async def analyse(services: Services, data: bytes, options: Options) -> tuple[np
             f"the photo took longer than {settings.request_timeout_s:g} s to analyse", headers={"Retry-After": "5"}
         ) from None
     services.metrics.faces.inc(len(results))
+    for stage, ms in watch.laps.items():
+        services.metrics.stage.labels(stage).observe(ms / 1000)
     return rgb, results
 
 
@@ -184,13 +112,18 @@ def model_json(services: Services) -> dict[str, str]:
 @router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=UPLOAD_BODY)
 async def predict(
     request: Request,
+    response: Response,
     services: ServicesDep,
     settings: SettingsDep,
     options: OptionsDep,
 ) -> dict[str, Any]:
     """Every face in the photo with its box, detection score and emotion probabilities."""
     services.require_ready()
-    rgb, results = await analyse(services, await read_image_bytes(request, settings), options)
+    watch = Stopwatch()
+    data = await read_image_bytes(request, settings)
+    watch.lap("upload")  # receiving and parsing the body
+    rgb, results = await analyse(services, data, options, watch)
+    response.headers["server-timing"] = watch.server_timing()
     return {
         "faces": faces_json(results),
         "image": {"width": rgb.shape[1], "height": rgb.shape[0]},
@@ -213,9 +146,14 @@ async def predict_annotated(
 ) -> Response:
     """The photo back with each face's box and top emotion drawn on it."""
     services.require_ready()
-    rgb, results = await analyse(services, await read_image_bytes(request, settings), options)
+    watch = Stopwatch()
+    data = await read_image_bytes(request, settings)
+    watch.lap("upload")
+    rgb, results = await analyse(services, data, options, watch)
     encoded = await anyio.to_thread.run_sync(draw, rgb, results, format)
-    return Response(encoded, media_type=f"image/{format}", headers={"x-faces": str(len(results))})
+    watch.lap("draw")
+    headers = {"x-faces": str(len(results)), "server-timing": watch.server_timing()}
+    return Response(encoded, media_type=f"image/{format}", headers=headers)
 
 
 def draw(rgb: np.ndarray, results: list[FaceEmotions], fmt: str) -> bytes:
@@ -278,7 +216,7 @@ async def predict_batch(
         try:
             if len(data) > settings.max_upload_bytes:
                 raise PayloadTooLarge(f"file is larger than the {settings.max_upload_bytes} byte limit")
-            rgb, results = await analyse(services, data, options)
+            rgb, results = await analyse(services, data, options, Stopwatch())
         except ServiceError as exc:
             return BatchItem(filename=filename, error=ErrorDetail(code=exc.code, message=exc.message))
         return BatchItem.model_validate(
