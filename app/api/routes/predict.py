@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from app.api.inputs import Options, OptionsDep, read_image_bytes
+from app.config import Settings
 from app.deps import ServicesDep, SettingsDep
 from app.errors import (
     InvalidInput,
@@ -104,6 +105,18 @@ async def analyse(
     return rgb, results
 
 
+async def analyse_upload(
+    request: Request, services: Services, settings: Settings, options: Options
+) -> tuple[np.ndarray, list[FaceEmotions], Stopwatch]:
+    """The request's one photo, read (timed as ``upload``: receiving and parsing the body) and analysed."""
+    services.require_ready()  # refused before the body is read
+    watch = Stopwatch()
+    data = await read_image_bytes(request, settings)
+    watch.lap("upload")
+    rgb, results = await analyse(services, data, options, watch)
+    return rgb, results, watch
+
+
 def model_json(services: Services) -> dict[str, str]:
     _, classifier, _ = services.require_ready()
     return classifier.identity()
@@ -118,11 +131,7 @@ async def predict(
     options: OptionsDep,
 ) -> dict[str, Any]:
     """Every face in the photo with its box, detection score and emotion probabilities."""
-    services.require_ready()
-    watch = Stopwatch()
-    data = await read_image_bytes(request, settings)
-    watch.lap("upload")  # receiving and parsing the body
-    rgb, results = await analyse(services, data, options, watch)
+    rgb, results, watch = await analyse_upload(request, services, settings, options)
     response.headers["server-timing"] = watch.server_timing()
     return {
         "faces": faces_json(results),
@@ -145,11 +154,7 @@ async def predict_annotated(
     format: Annotated[str, Query(pattern="^(jpeg|png)$")] = "jpeg",
 ) -> Response:
     """The photo back with each face's box and top emotion drawn on it."""
-    services.require_ready()
-    watch = Stopwatch()
-    data = await read_image_bytes(request, settings)
-    watch.lap("upload")
-    rgb, results = await analyse(services, data, options, watch)
+    rgb, results, watch = await analyse_upload(request, services, settings, options)
     encoded = await anyio.to_thread.run_sync(draw, rgb, results, format)
     watch.lap("draw")
     headers = {"x-faces": str(len(results)), "server-timing": watch.server_timing()}
