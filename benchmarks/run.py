@@ -173,7 +173,8 @@ def _load(
     lat = sorted(r[0] * 1000 for r in results)
     pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1)  # noqa: E731
     server_ms = statistics.median(r[2] for r in results)
-    stages = {stage: round(statistics.median(r[3].get(stage, 0.0) for r in results), 2) for stage in results[0][3]}
+    names = dict.fromkeys(stage for r in results for stage in r[3])  # in the header's order; errors have none
+    stages = {stage: round(statistics.median(r[3][stage] for r in results if stage in r[3]), 2) for stage in names}
     return {
         "photo": name,
         **({"params": params} if params else {}),
