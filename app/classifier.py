@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from app.measure import median_ms_each
+from app.measure import typical_ms_each
 
 log = logging.getLogger("app.classifier")
 
@@ -101,7 +101,7 @@ class EmotionClassifier:
         The lone face is timed right after ``between`` (a detection), as a lone request runs it: alone, both twins
         take the same ~1.8 ms on an AMX Xeon, but after a 640 px detection with TFLite OpenVINO's takes 0.4-1.6 ms
         longer than TFLite's (the two runtimes' thread pools hand the cores over), and a 640 px photo with it went
-        over 20 ms server side (20.7 vs 19.3 ms). The twins take turns (see median_ms_each).
+        over 20 ms server side (20.7 vs 19.3 ms). The twins take turns (see typical_ms_each).
         """
         runtimes = self.card.get("runtimes", {})
         twins: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
@@ -115,8 +115,8 @@ class EmotionClassifier:
         if len(twins) > 1:
             size = self.input_size
             crops = np.random.default_rng(0).integers(0, 256, (8, size, size, 1), np.uint8)
-            lone = median_ms_each({n: partial(p, crops[:1]) for n, p in twins.items()}, rounds=15, before=between)
-            batch = median_ms_each({n: partial(p, crops) for n, p in twins.items()})
+            lone = typical_ms_each({n: partial(p, crops[:1]) for n, p in twins.items()}, rounds=15, before=between)
+            batch = typical_ms_each({n: partial(p, crops) for n, p in twins.items()})
             for name in twins:
                 per_face = round(batch[name] / len(crops), 3)
                 self.timings[name] = {"batch_1_ms": lone[name], "batch_8_ms_per_face": per_face}

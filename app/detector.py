@@ -26,7 +26,7 @@ import numpy as np
 
 from app import blazeface
 from app.blazeface import Forward
-from app.measure import median_ms_each
+from app.measure import typical_ms_each
 
 log = logging.getLogger("app")
 
@@ -152,8 +152,8 @@ class FaceDetector:
             solos[name], singles[name] = all_cores, one_core
         if not solos:
             raise RuntimeError("no detector runtime could run BlazeFace here (see the warnings above)")
-        lone = median_ms_each({name: partial(solo, canvas) for name, solo in solos.items()}, 15, warmup=10)
-        single = median_ms_each({name: partial(one, canvas) for name, one in singles.items()}, 15, warmup=10)
+        lone = typical_ms_each({name: partial(solo, canvas) for name, solo in solos.items()}, 15, warmup=10)
+        single = typical_ms_each({name: partial(one, canvas) for name, one in singles.items()}, 15, warmup=10)
         self.timings = {name: {"lone_pass_ms": lone[name], "one_core_pass_ms": single[name]} for name in solos}
         best = min(self.timings, key=lambda name: sum(self.timings[name].values()))
         self._solo = solos[best] if best != "opencv" else None
