@@ -7,12 +7,13 @@ the network's raw outputs. A forward function is not thread-safe; ``FaceDetector
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from app.tflite import load_interpreter
 
 MODEL_FILE = Path(__file__).resolve().parent / "assets" / "face_detection_full_range.tflite"
 REGRESSORS, LOGITS = "reshaped_regressor_face_4", "reshaped_classifier_face_4"
@@ -40,12 +41,8 @@ def load_opencv(path: Path, threads: int) -> Forward:
 
 
 def load_tflite(path: Path, threads: int) -> Forward:
-    """TensorFlow's TFLite interpreter (XNNPACK), the runtime that also serves the classifier's TFLite twin."""
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to ai_edge_litert
-        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+    """The TFLite interpreter (XNNPACK), the runtime that also serves the classifier's TFLite twin."""
+    interpreter = load_interpreter(path, threads)
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]["index"]
     outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}

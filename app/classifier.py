@@ -1,7 +1,7 @@
 """The emotion classifier: an exported model folder (SavedModel, optional TFLite and OpenVINO twins, model card).
 
-Plain Python, no HTTP: ``load()``, ``predict()``, ``ready``. TensorFlow (and OpenVINO) are imported in ``load()``,
-never at import time.
+Plain Python, no HTTP: ``load()``, ``predict()``, ``ready``. The runtimes are imported in ``load()``, never at
+import time, and TensorFlow only to serve the SavedModel or to look for a GPU where one may be (see app.tflite).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -20,12 +19,27 @@ from typing import Any
 import numpy as np
 
 from app.measure import typical_ms_each
+from app.tflite import load_interpreter
 
 log = logging.getLogger("app.classifier")
 
 
 class ModelLoadError(RuntimeError):
     """The model folder is missing or unusable."""
+
+
+def gpu_present() -> bool:
+    """Whether TensorFlow could find a GPU here, asked of the device files its CUDA and ROCm builds open, so that a
+    CPU machine does not import TensorFlow (4.4 s, 732 MB) to learn that it has none."""
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
+
+
+def _tensorflow() -> Any:
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise ModelLoadError(f"the SavedModel runtime needs TensorFlow (the cpu or gpu extra): {exc}") from exc
+    return tf
 
 
 class EmotionClassifier:
@@ -63,21 +77,21 @@ class EmotionClassifier:
         if not card_path.is_file():
             raise ModelLoadError(f"no model_card.json in {self.model_dir}; set EMOTION_MODEL_DIR to an exported model")
         self.card = json.loads(card_path.read_text())
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        self.device = "GPU" if gpus else "CPU"
         runtime = self.requested_runtime
+        gpus = []
+        if runtime == "savedmodel" or (runtime == "auto" and gpu_present()):
+            gpus = _tensorflow().config.list_physical_devices("GPU")
+        self.device = "GPU" if gpus and runtime in ("auto", "savedmodel") else "CPU"
         if runtime == "auto" and gpus:
             runtime = "savedmodel"
         if runtime == "auto":
-            runtime, self._predict = self._fastest_cpu_twin(tf, between)
+            runtime, self._predict = self._fastest_cpu_twin(between)
         elif runtime == "tflite":
-            self._predict = self._load_tflite(tf)
+            self._predict = self._load_tflite()
         elif runtime == "openvino":
             self._predict = self._load_openvino()
         else:
-            self._predict = self._load_savedmodel(tf)
+            self._predict = self._load_savedmodel()
         self.runtime = runtime
         self.predict(np.zeros((1, self.input_size, self.input_size), np.uint8))  # warm-up
         self.ready = True
@@ -92,7 +106,7 @@ class EmotionClassifier:
         )
 
     def _fastest_cpu_twin(
-        self, tf: Any, between: Callable[[], object] | None = None
+        self, between: Callable[[], object] | None = None
     ) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
         """Of the CPU twins this model and machine have (TFLite int8, OpenVINO int8), the one that measures faster
         here: the lower sum of the time for a lone face and the time per face in a batch of 8, the two loads the
@@ -106,12 +120,12 @@ class EmotionClassifier:
         runtimes = self.card.get("runtimes", {})
         twins: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
         if (self.model_dir / runtimes.get("tflite", "model.tflite")).is_file():
-            twins["tflite"] = self._load_tflite(tf)
+            twins["tflite"] = self._load_tflite()
         openvino = "openvino" in runtimes and (self.model_dir / runtimes["openvino"]).is_file()
         if openvino and importlib.util.find_spec("openvino") is not None:
             twins["openvino"] = self._load_openvino()
         if not twins:
-            return "savedmodel", self._load_savedmodel(tf)
+            return "savedmodel", self._load_savedmodel()
         if len(twins) > 1:
             size = self.input_size
             crops = np.random.default_rng(0).integers(0, 256, (8, size, size, 1), np.uint8)
@@ -123,7 +137,8 @@ class EmotionClassifier:
         name = min(twins, key=lambda n: sum(self.timings.get(n, {}).values()))
         return name, twins[name]
 
-    def _load_savedmodel(self, tf: Any) -> Callable[[np.ndarray], np.ndarray]:
+    def _load_savedmodel(self) -> Callable[[np.ndarray], np.ndarray]:
+        tf = _tensorflow()
         serve = tf.saved_model.load(str(self.model_dir)).signatures["serving_default"]
         return lambda x: serve(image=tf.constant(x))["probabilities"].numpy()
 
@@ -149,11 +164,9 @@ class EmotionClassifier:
 
         return predict
 
-    def _load_tflite(self, tf: Any) -> Callable[[np.ndarray], np.ndarray]:
+    def _load_tflite(self) -> Callable[[np.ndarray], np.ndarray]:
         path = self.model_dir / self.card.get("runtimes", {}).get("tflite", "model.tflite")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to ai_edge_litert
-            interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+        interpreter = load_interpreter(path, os.cpu_count() or 1)
         runner = interpreter.get_signature_runner("serving_default")
 
         def predict(crops: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from tests.conftest import jpeg_bytes, start_server
+from tests.conftest import ROOT, jpeg_bytes, start_server
 
 
 def predict(url: str, photo: bytes, name: str = "photo.jpg") -> httpx.Response:
@@ -174,6 +176,27 @@ def test_auto_times_the_lone_face_right_after_the_work_that_precedes_it(
     classifier.load(between=detected.set)
     assert classifier.runtime == "openvino"
     assert classifier.timings["tflite"]["batch_1_ms"] >= 100 > classifier.timings["tflite"]["batch_8_ms_per_face"]
+
+
+def test_on_a_cpu_the_twins_and_the_detector_load_without_importing_tensorflow(shipped_model: Path) -> None:
+    """TensorFlow takes ~4 s to import and ~700 MB: a CPU machine serving a twin never imports it."""
+    from app.classifier import gpu_present
+
+    if gpu_present():
+        pytest.skip("a GPU may be here: auto imports TensorFlow to look for it")
+    code = (
+        "import sys; from pathlib import Path; from app.classifier import EmotionClassifier; "
+        "from app.detector import FaceDetector; detector = FaceDetector(runtime='auto'); "
+        "classifier = EmotionClassifier(Path(sys.argv[1]), 'auto'); classifier.load(); "
+        "print(classifier.runtime, classifier.device, detector.runtime, 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(shipped_model)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runtime, device, detector_runtime, imported = done.stdout.split()
+    assert runtime in ("tflite", "openvino") and device == "CPU"
+    assert detector_runtime in ("opencv", "tflite", "openvino") and imported == "False"
 
 
 def test_asking_for_openvino_without_its_twin_names_the_command_that_writes_it(tiny_model: Path) -> None:
