@@ -40,12 +40,16 @@ class DynamicBatcher:
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """Blocking: the probabilities for ``crops``, computed in a batch shared with other requests."""
+        return self.submit(crops).result()
+
+    def submit(self, crops: np.ndarray) -> Future[np.ndarray]:
+        """The future probabilities for ``crops``; the caller may wait for them without holding a thread."""
         future: Future[np.ndarray] = Future()
         try:
             self._jobs.put_nowait((crops, future))
         except queue.Full:
             raise Overloaded("the model queue is full; retry shortly", headers={"Retry-After": "1"}) from None
-        return future.result()
+        return future
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -74,13 +78,15 @@ class DynamicBatcher:
             probabilities = self.predict(np.concatenate([crops for crops, _ in jobs]))
         except Exception as exc:  # the model failed: every waiting request gets the error
             for _, future in jobs:
-                future.set_exception(exc)
+                if not future.cancelled():
+                    future.set_exception(exc)
             return
         if self.on_batch:
             self.on_batch(size)
         start = 0
         for crops, future in jobs:
-            future.set_result(probabilities[start : start + len(crops)])
+            if not future.cancelled():  # its request timed out or went away meanwhile
+                future.set_result(probabilities[start : start + len(crops)])
             start += len(crops)
 
 

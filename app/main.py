@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
         services.analysis = anyio.CapacityLimiter(settings.analysis_concurrency)
+        services.detection = anyio.CapacityLimiter(settings.detection_concurrency)
         services.start_loading()
         yield
         services.close()

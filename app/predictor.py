@@ -63,15 +63,30 @@ class EmotionPredictor:
         self, rgb: np.ndarray, threshold: float, min_size: int, max_faces: int, watch: Stopwatch | None = None
     ) -> list[FaceEmotions]:
         """Every face (best first, at most ``max_faces``) with its emotions; ``watch`` times detect, crop, classify."""
+        faces, crops = self.find_faces(rgb, threshold, min_size, max_faces, watch)
+        if not faces:
+            return []
+        probabilities = self.classify(crops)  # through the batcher: the wait for company counts here
+        if watch is not None:
+            watch.lap("classify")
+        return self.label(faces, probabilities)
+
+    def find_faces(
+        self, rgb: np.ndarray, threshold: float, min_size: int, max_faces: int, watch: Stopwatch | None = None
+    ) -> tuple[list[Face], np.ndarray]:
+        """The faces (best first, at most ``max_faces``) and their crops for the classifier; ``watch`` times detect
+        and crop."""
         lap = watch.lap if watch is not None else lambda stage: None
         faces = self.detector.detect(rgb, threshold=threshold, min_size=min_size)[:max_faces]
         lap("detect")
         if not faces:
-            return []
+            return [], np.zeros((0, self.input_size, self.input_size), np.uint8)
         crops = crop_faces(rgb, faces, self.input_size, self.margin)
         lap("crop")
-        probabilities = self.classify(crops)  # through the batcher: the wait for company counts here
-        lap("classify")
+        return faces, crops
+
+    def label(self, faces: list[Face], probabilities: np.ndarray) -> list[FaceEmotions]:
+        """Each face with its row of ``probabilities`` as named emotions, rescaled to sum to 1."""
         results = []
         for face, probs in zip(faces, probabilities, strict=True):
             total = float(probs.sum()) or 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
@@ -45,7 +46,8 @@ class Services:
     predictor: EmotionPredictor | None = None
     batcher: DynamicBatcher | None = None
     admission: Admission | None = None
-    analysis: anyio.CapacityLimiter | None = None  # made in the lifespan: it belongs to the event loop
+    analysis: anyio.CapacityLimiter | None = None  # made in the lifespan: they belong to the event loop
+    detection: anyio.CapacityLimiter | None = None
     load_error: str | None = None
 
     def start_loading(self) -> threading.Thread:
@@ -96,6 +98,19 @@ class Services:
             why = "the model failed to load" if self.load_error else "the model is still loading"
             raise ModelNotReady(f"{why}; retry shortly", headers={"Retry-After": "2"})
         return self.predictor, self.classifier, self.admission
+
+    def slots(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
+        """The (analysis, detection) slots, made in the lifespan (see Settings.analysis_concurrency)."""
+        if self.analysis is None or self.detection is None:
+            raise ModelNotReady("the service is still starting; retry shortly", headers={"Retry-After": "2"})
+        return self.analysis, self.detection
+
+    async def classify(self, crops: np.ndarray) -> np.ndarray:
+        """The probabilities for ``crops``, from the batcher, awaited on the event loop: while the crops wait for
+        company and for the batch before theirs, their photo holds neither a thread nor an analysis slot."""
+        if self.batcher is None:
+            raise ModelNotReady("the model is still loading; retry shortly", headers={"Retry-After": "2"})
+        return await asyncio.wrap_future(self.batcher.submit(crops))
 
     def close(self) -> None:
         if self.batcher is not None:

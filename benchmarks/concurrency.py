@@ -1,7 +1,8 @@
-"""A/B of EMOTION_ANALYSIS_CONCURRENCY under load: for each value (in the order given, so rounds can alternate)
-a fresh server, then the 256 and 640 px photos at the given client concurrency.
+"""A/B of EMOTION_ANALYSIS_CONCURRENCY and EMOTION_DETECTION_CONCURRENCY under load: for each setting (in the
+order given, so rounds can alternate) a fresh server, then the 256 and 640 px photos at the given client
+concurrency. A setting is ANALYSIS[:DETECTION]; without DETECTION the server's default.
 
-    python -m benchmarks.concurrency 8 64 8 64 [--clients 32] [--requests 200] [--detector-runtime tflite]
+    python -m benchmarks.concurrency 16:4 8:8 16:4 8:8 [--clients 32] [--requests 200] [--detector-runtime tflite]
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ def main() -> int:
     from app.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("values", nargs="+", type=int, help="EMOTION_ANALYSIS_CONCURRENCY values, one server each")
+    parser.add_argument("settings", nargs="+", help="ANALYSIS[:DETECTION] concurrency, one server each")
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--detector-runtime", choices=list(LOADERS), default="tflite")
     args = parser.parse_args()
     os.environ["EMOTION_DETECTOR_RUNTIME"] = args.detector_runtime
-    for value in args.values:
-        os.environ["EMOTION_ANALYSIS_CONCURRENCY"] = str(value)
+    for setting in args.settings:
+        analysis, _, detection = setting.partition(":")
+        os.environ["EMOTION_ANALYSIS_CONCURRENCY"] = str(int(analysis))
+        os.environ.pop("EMOTION_DETECTION_CONCURRENCY", None)
+        if detection:
+            os.environ["EMOTION_DETECTION_CONCURRENCY"] = str(int(detection))
         with start_server(args.model_dir) as (url, _), httpx.Client(limits=httpx.Limits(max_connections=64)) as client:
             for name, photo in photos().items():
                 row = _load(client, url, name, photo, args.clients, args.requests)
-                print(json.dumps({"analysis_concurrency": value, **row}), flush=True)
+                print(json.dumps({"concurrency_setting": setting, **row}), flush=True)
     return 0
 
 

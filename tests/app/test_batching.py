@@ -61,6 +61,16 @@ def test_a_full_queue_refuses_with_retry_after() -> None:
     batcher.close()
 
 
+def test_a_request_that_gave_up_is_skipped_and_the_batch_it_shared_is_still_answered() -> None:
+    model = RecordingModel(delay=0.2)
+    batcher = DynamicBatcher(model, max_batch=8, max_wait_s=0.1, queue_size=8)
+    abandoned, kept = batcher.submit(crops(1)), batcher.submit(crops(2))
+    assert abandoned.cancel()
+    assert kept.result(timeout=5)[:, 0].tolist() == [2]
+    assert batcher(crops(3))[:, 0].tolist() == [3]  # the batcher thread survived the cancelled future
+    batcher.close()
+
+
 def test_admission_refuses_past_its_limit_and_recovers() -> None:
     admission = Admission(limit=1)
     with admission, pytest.raises(Overloaded), admission:
