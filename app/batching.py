@@ -33,7 +33,10 @@ class DynamicBatcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
-        self.busy = busy  # requests in flight; a lone request never waits for company
+        # Photos still being detected, whose crops may come next. A batch waits for company only while there are
+        # more of them than it holds jobs already: a lone request never waits, and at c=32 a batch that already
+        # holds a dozen photos' crops does not idle the classifier for the four being detected.
+        self.busy = busy
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._serve, name="dynamic-batcher", daemon=True)
         self._thread.start()

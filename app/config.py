@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     # every photo in progress slows down together.
     analysis_concurrency: int = Field(default_factory=lambda: 8 * (os.cpu_count() or 1), gt=0)
     # Of those, photos decoded and detected at once. The others have their crops waiting for the classifier, so its
-    # batches grow while detection goes on (benchmarks.concurrency 16:4 against stop 33's 8 photos that held their
-    # slot through classification: 158-175 against 128-158 req/s at c=32, p99 248-282 against 248-382 ms).
+    # batches grow while detection goes on (three alternating pairs at c=32 against stop 33's 8 photos that held
+    # their slot through classification: 158-174 against 137-149 req/s, p99 262-269 against 274-360 ms).
     detection_concurrency: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), gt=0)
     request_timeout_s: float = Field(30.0, gt=0)
     log_level: str = "info"

@@ -74,7 +74,7 @@ class Services:
                 s.batch_max_wait_ms / 1000,
                 s.queue_size,
                 on_batch=self.metrics.batch_size.observe,
-                busy=lambda: self.analysis.borrowed_tokens if self.analysis else 1,
+                busy=lambda: self.detection.borrowed_tokens if self.detection else 0,
             )
             self.batcher = batcher
             self.predictor = EmotionPredictor(
