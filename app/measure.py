@@ -4,7 +4,8 @@ CPU flags do not say the first (OpenVINO's int8 kernels beat TFLite's by 1.5x at
 on an AVX-512 VNNI EPYC), so ``auto`` settings time each candidate on the machine it will serve on and keep the
 winner. The second is each answer's ``Server-Timing`` header and the ``emotion_stage_seconds`` metric: timed alone,
 a 256 px photo's detection and classifier took 1.8 and 3.0 ms, inside the server 2.4-3.2 and 3.7-4.9 ms (each
-runtime's worker threads still spin from the call before), so only the server's own figures say where it goes.
+stage starts after the other network has been through the caches), so only the server's own figures say where it
+goes.
 """
 
 from __future__ import annotations
