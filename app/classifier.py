@@ -81,7 +81,7 @@ class EmotionClassifier:
         gpus = []
         if runtime == "savedmodel" or (runtime == "auto" and gpu_present()):
             gpus = _tensorflow().config.list_physical_devices("GPU")
-        self.device = "GPU" if gpus and runtime in ("auto", "savedmodel") else "CPU"
+        self.device = "GPU" if gpus else "CPU"  # only looked for where the SavedModel may serve
         if runtime == "auto" and gpus:
             runtime = "savedmodel"
         if runtime == "auto":
