@@ -350,9 +350,9 @@ def test_a_photo_that_takes_too_long_gets_503(tiny_model: Path, astronaut) -> No
         assert client.get("/healthz").status_code == 200
 
 
-class HeldAnalysis:
-    """Stands in for the predictor's ``find_faces`` (what runs in an analysis slot): every photo waits at a gate;
-    counts how many run at once and how many are done."""
+class Gated:
+    """Stands in for one step of the analysis (the predictor's ``find_faces``, the batcher's model call): every call
+    waits at a gate; counts how many run at once and how many are done."""
 
     def __init__(self, predict: Callable[..., object]) -> None:
         self.predict, self.gate = predict, threading.Event()
@@ -369,20 +369,25 @@ class HeldAnalysis:
             self.done += 1
 
 
+def wait_until(condition: Callable[[], bool], failure: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
+
+
 def test_photos_past_the_queue_get_503_while_the_admitted_ones_are_answered_one_at_a_time(
     tiny_model: Path, astronaut, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     photo = jpeg_bytes(astronaut)
     for client in ready_client(Settings(model_dir=tiny_model, queue_size=2, analysis_concurrency=1)):
         services = client.app.state.services  # type: ignore[attr-defined]
-        held = HeldAnalysis(services.predictor.find_faces)
+        held = Gated(services.predictor.find_faces)
         monkeypatch.setattr(services.predictor, "find_faces", held)
         with ThreadPoolExecutor(2) as pool:
             admitted = [pool.submit(post_file, client, photo) for _ in range(2)]
-            deadline = time.monotonic() + 30
-            while services.admission.in_flight < 2:  # both admitted: one analysed, one waiting for its turn
-                assert time.monotonic() < deadline, "waiting photos must count against the queue"
-                time.sleep(0.01)
+            # both admitted: one analysed, one waiting for its turn
+            wait_until(lambda a=services.admission: a.in_flight >= 2, "waiting photos must count against the queue")
             refused = post_file(client, photo)
             assert_error(refused, 503, "overloaded")
             assert refused.headers["retry-after"] == "1"
@@ -395,34 +400,22 @@ def test_photos_past_the_queue_get_503_while_the_admitted_ones_are_answered_one_
         assert post_file(client, photo).status_code == 200, "the queue must drain"
 
 
-class GatedModel:
-    """Stands in for the batcher's model call: every batch waits at a gate."""
-
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.predict, self.gate = predict, threading.Event()
-
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        self.gate.wait(30)
-        return self.predict(crops)
-
-
 def test_a_photo_waiting_for_the_classifier_gives_its_detection_slot_to_the_next(
     tiny_model: Path, astronaut, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     photo = jpeg_bytes(astronaut)
     for client in ready_client(Settings(model_dir=tiny_model, analysis_concurrency=2, detection_concurrency=1)):
         services = client.app.state.services  # type: ignore[attr-defined]
-        model = GatedModel(services.batcher.predict)
+        model = Gated(services.batcher.predict)
         monkeypatch.setattr(services.batcher, "predict", model)
-        detection = HeldAnalysis(services.predictor.find_faces)
+        detection = Gated(services.predictor.find_faces)
         detection.gate.set()
         monkeypatch.setattr(services.predictor, "find_faces", detection)
         with ThreadPoolExecutor(2) as pool:
             answers = [pool.submit(post_file, client, photo) for _ in range(2)]
-            deadline = time.monotonic() + 30
-            while detection.done < 2:  # the first photo waits at the classifier; the second is detected meanwhile
-                assert time.monotonic() < deadline, "the second photo's detection waited for the first's classifier"
-                time.sleep(0.01)
+            # the first photo waits at the classifier; the second is detected meanwhile
+            failure = "the second photo's detection waited for the first's classifier"
+            wait_until(lambda d=detection: d.done >= 2, failure)
             model.gate.set()
             assert [a.result(timeout=60).status_code for a in answers] == [200, 200]
 
@@ -433,7 +426,7 @@ def test_a_photo_that_times_out_at_the_classifier_gets_503_and_the_next_is_answe
     photo = jpeg_bytes(astronaut)
     for client in ready_client(Settings(model_dir=tiny_model, request_timeout_s=1.0)):
         services = client.app.state.services  # type: ignore[attr-defined]
-        model = GatedModel(services.batcher.predict)
+        model = Gated(services.batcher.predict)
         monkeypatch.setattr(services.batcher, "predict", model)
         assert_error(post_file(client, photo), 503, "overloaded")
         model.gate.set()  # the abandoned batch finishes now, its answer unclaimed
