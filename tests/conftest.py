@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,14 +95,25 @@ class TinyTraining:
 
 
 @pytest.fixture(scope="session")
-def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
-    """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one."""
-    base = tmp_path_factory.mktemp("tiny")
-    data = write_image_folders(base / "data")
-    cmd = train_command(data, base / "run", "--epochs", "1", "--model-dir", str(base / "models"), "--version", "1")
-    result = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return TinyTraining(data, base / "run", base / "models" / "emotion" / "1")
+def tiny_training(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> TinyTraining:
+    """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one.
+
+    Trained once per test run: under pytest-xdist the first worker to need it trains it in the folder all workers
+    share (their base folders' parent) while the others wait on the lock, as xdist's documentation shows."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    base = shared / "tiny"
+    training = TinyTraining(base / "data", base / "run", base / "models" / "emotion" / "1")
+    with FileLock(shared / "tiny.lock"):
+        if not (training.model / "model_card.json").is_file():
+            write_image_folders(training.data)
+            cmd = train_command(
+                training.data, training.run, "--epochs", "1", "--model-dir", str(base / "models"), "--version", "1"
+            )
+            result = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[-3000:]
+    return training
 
 
 @pytest.fixture(scope="session")
