@@ -13,8 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
-
 from benchmarks.run import _load, photos, start_server
 
 
@@ -36,9 +34,9 @@ def main() -> int:
         os.environ.pop("EMOTION_DETECTION_CONCURRENCY", None)
         if detection:
             os.environ["EMOTION_DETECTION_CONCURRENCY"] = str(int(detection))
-        with start_server(args.model_dir) as (url, _), httpx.Client(limits=httpx.Limits(max_connections=64)) as client:
+        with start_server(args.model_dir) as (url, _):
             for name, photo in photos().items():
-                row = _load(client, url, name, photo, args.clients, args.requests)
+                row = _load(url, name, photo, args.clients, args.requests)
                 print(json.dumps({"concurrency_setting": setting, **row}), flush=True)
     return 0
 
