@@ -95,13 +95,13 @@ class TinyTraining:
 
 
 @pytest.fixture(scope="session")
-def tiny_training(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> TinyTraining:
+def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
     """A ResNet50 trained for one epoch on a tiny generated dataset and exported like the real one.
 
     Trained once per test run: under pytest-xdist the first worker to need it trains it in the folder all workers
     share (their base folders' parent) while the others wait on the lock, as xdist's documentation shows."""
     shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # set in each xdist worker; without xdist the folder is the run's own
         shared = shared.parent
     base = shared / "tiny"
     training = TinyTraining(base / "data", base / "run", base / "models" / "emotion" / "1")
