@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The suite on every core (pytest-xdist): 21 -> 13 min on 2 cores, where the training tests alone keep ~1 busy.
-# `make test PYTEST_WORKERS=` runs it in one process.
-PYTEST_WORKERS ?= -n auto --dist worksteal
+# At most 4 workers: each peaks at ~2.7 GB training its tiny ResNet50s. `make test PYTEST_WORKERS=`: one process.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist worksteal
 
 .PHONY: install serve test lint bench clean
 
