@@ -173,8 +173,8 @@ def _load(
     """``n`` uploads of ``photo`` to /predict from ``concurrency`` threads, each on its own keep-alive connection.
 
     The load generator shares the server's cores, so it is kept light: the body is encoded once and sent over
-    http.client. Through httpx (its multipart encoder, its pool) it took 0.83-0.90 ms of CPU per request, 0.15 of a
-    core at c=32, against 0.28-0.30 ms and 0.05 of a core this way."""
+    http.client. Through httpx (its multipart encoder, its pool) it took 0.83-0.86 ms of CPU per request, 0.15 of a
+    core at c=32, against 0.27-0.33 ms and 0.05 of a core this way."""
     body, content_type = multipart(photo)
     target = "/predict" + (f"?{urlencode(params)}" if params else "")
     address = urlsplit(url)
