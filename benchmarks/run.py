@@ -194,9 +194,8 @@ def _load(
         return elapsed, response.status, server_ms, server_timing(response.getheader("server-timing", ""))
 
     try:
-        with ThreadPoolExecutor(1) as warm:
-            for _ in range(5):
-                warm.submit(one, 0).result()
+        for _ in range(5):
+            one(0)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             results = list(pool.map(one, range(n)))
