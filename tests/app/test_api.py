@@ -368,6 +368,13 @@ class Gated:
             self.running -= 1
             self.done += 1
 
+    @classmethod
+    def replacing(cls, monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> Gated:
+        """A gated stand-in for ``owner.name``, put in its place for the test."""
+        gated = cls(getattr(owner, name))
+        monkeypatch.setattr(owner, name, gated)
+        return gated
+
 
 def wait_until(condition: Callable[[], bool], failure: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
@@ -382,8 +389,7 @@ def test_photos_past_the_queue_get_503_while_the_admitted_ones_are_answered_one_
     photo = jpeg_bytes(astronaut)
     for client in ready_client(Settings(model_dir=tiny_model, queue_size=2, analysis_concurrency=1)):
         services = client.app.state.services  # type: ignore[attr-defined]
-        held = Gated(services.predictor.find_faces)
-        monkeypatch.setattr(services.predictor, "find_faces", held)
+        held = Gated.replacing(monkeypatch, services.predictor, "find_faces")
         with ThreadPoolExecutor(2) as pool:
             admitted = [pool.submit(post_file, client, photo) for _ in range(2)]
             # both admitted: one analysed, one waiting for its turn
@@ -406,11 +412,9 @@ def test_a_photo_waiting_for_the_classifier_gives_its_detection_slot_to_the_next
     photo = jpeg_bytes(astronaut)
     for client in ready_client(Settings(model_dir=tiny_model, analysis_concurrency=2, detection_concurrency=1)):
         services = client.app.state.services  # type: ignore[attr-defined]
-        model = Gated(services.batcher.predict)
-        monkeypatch.setattr(services.batcher, "predict", model)
-        detection = Gated(services.predictor.find_faces)
+        model = Gated.replacing(monkeypatch, services.batcher, "predict")
+        detection = Gated.replacing(monkeypatch, services.predictor, "find_faces")
         detection.gate.set()
-        monkeypatch.setattr(services.predictor, "find_faces", detection)
         with ThreadPoolExecutor(2) as pool:
             answers = [pool.submit(post_file, client, photo) for _ in range(2)]
             # the first photo waits at the classifier; the second is detected meanwhile
@@ -426,10 +430,8 @@ def test_a_photo_that_times_out_at_the_classifier_gets_503_and_the_next_is_answe
     photo = jpeg_bytes(astronaut)
     for client in ready_client(Settings(model_dir=tiny_model, request_timeout_s=1.0)):
         services = client.app.state.services  # type: ignore[attr-defined]
-        model = Gated(services.batcher.predict)
-        monkeypatch.setattr(services.batcher, "predict", model)
+        model = Gated.replacing(monkeypatch, services.batcher, "predict")
         assert_error(post_file(client, photo), 503, "overloaded")
         model.gate.set()  # the abandoned batch finishes now, its answer unclaimed
         answer = post_file(client, photo)
         assert answer.status_code == 200 and len(answer.json()["faces"]) == 1
-
