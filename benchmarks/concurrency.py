@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.run import _load, photos, start_server
+from benchmarks.load import load, photos, start_server
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
             os.environ["EMOTION_DETECTION_CONCURRENCY"] = str(int(detection))
         with start_server(args.model_dir) as (url, _):
             for name, photo in photos().items():
-                row = _load(url, name, photo, args.clients, args.requests)
+                row = load(url, name, photo, args.clients, args.requests)
                 print(json.dumps({"concurrency_setting": setting, **row}), flush=True)
     return 0
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from benchmarks.run import FER2013_VAL, ROOT
+from benchmarks.load import ROOT
+from benchmarks.run import FER2013_VAL
 
 if TYPE_CHECKING:
     from app.classifier import EmotionClassifier

@@ -19,7 +19,7 @@ import cv2
 import httpx
 import numpy as np
 
-from benchmarks.run import memory_mb, start_server
+from benchmarks.load import memory_mb, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

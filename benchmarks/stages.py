@@ -70,7 +70,7 @@ def stage_bench(model_dir: Path, detector_runtime: str, photos: dict[str, bytes]
 def main() -> int:
     from app.blazeface import LOADERS
     from app.config import Settings
-    from benchmarks.run import photos
+    from benchmarks.load import photos
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
