@@ -32,6 +32,11 @@ def face_like(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarra
     return np.clip(base + rng.normal(0, 12, (size, size)), 0, 255).astype(np.uint8)
 
 
+def face_crops(n: int) -> np.ndarray:
+    """``n`` face-like crops (N, 48, 48, 1), the seven classes in turn, the same on every call."""
+    return np.stack([face_like(i % 7, np.random.default_rng(i)) for i in range(n)])[..., None]
+
+
 def write_image_folders(
     root: Path,
     per_class: int = 6,

@@ -23,3 +23,15 @@ def ready_client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def client(tiny_model: Path) -> Iterator[TestClient]:
     yield from ready_client(Settings(model_dir=tiny_model, max_upload_bytes=2 * 2**20, max_faces=10))
+
+
+def post_file(client: TestClient, content: bytes, name: str = "photo.jpg", path: str = "/predict", **params: object):
+    return client.post(path, files={"file": (name, content, "application/octet-stream")}, params=params)
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert "Traceback" not in response.text and "/work/" not in response.text and "site-packages" not in response.text

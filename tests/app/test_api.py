@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-import time
 import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +14,8 @@ from PIL import Image
 from skimage import data
 
 from app.config import Settings
-from tests.app.conftest import ready_client
+from tests.app.conftest import assert_error, post_file, ready_client
 from tests.conftest import EMOTIONS, jpeg_bytes
-
-
-def post_file(client: TestClient, content: bytes, name: str = "photo.jpg", path: str = "/predict", **params: object):
-    return client.post(path, files={"file": (name, content, "application/octet-stream")}, params=params)
-
-
-def assert_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert "Traceback" not in response.text and "/work/" not in response.text and "site-packages" not in response.text
 
 
 def test_healthz_answers_ok(client: TestClient) -> None:
@@ -234,44 +218,6 @@ def test_metrics_count_requests_faces_and_errors(client: TestClient, astronaut) 
     assert "emotion_request_seconds_bucket" in text
 
 
-def server_timing(response) -> dict[str, float]:
-    stages = [entry.strip().split(";dur=") for entry in response.headers["server-timing"].split(",")]
-    return {name: float(ms) for name, ms in stages}
-
-
-def test_an_answer_times_each_stage_of_its_photo_in_server_timing(client: TestClient, astronaut) -> None:
-    response = post_file(client, jpeg_bytes(astronaut))
-    stages = server_timing(response)
-    assert list(stages) == ["upload", "queue", "decode", "detect", "crop", "classify"]
-    assert all(ms >= 0 for ms in stages.values()) and stages["detect"] > 0 and stages["classify"] > 0
-    assert sum(stages.values()) <= float(response.headers["x-process-ms"])
-
-
-def test_a_photo_without_faces_is_timed_up_to_its_detection(client: TestClient) -> None:
-    assert list(server_timing(post_file(client, jpeg_bytes(data.coffee())))) == ["upload", "queue", "decode", "detect"]
-
-
-def test_an_annotated_photo_is_timed_with_its_drawing(client: TestClient, astronaut) -> None:
-    response = post_file(client, jpeg_bytes(astronaut), path="/predict/annotated")
-    assert list(server_timing(response))[-2:] == ["classify", "draw"]
-
-
-def stage_counts(client: TestClient) -> dict[str, float]:
-    lines = client.get("/metrics").text.splitlines()
-    return {
-        line.split('"')[1]: float(line.split()[-1]) for line in lines if line.startswith("emotion_stage_seconds_count")
-    }
-
-
-def test_metrics_time_each_stage_of_the_analysis(client: TestClient, astronaut) -> None:
-    before = stage_counts(client)
-    post_file(client, jpeg_bytes(astronaut))
-    post_file(client, jpeg_bytes(data.coffee()))
-    after = stage_counts(client)
-    added = {stage: after[stage] - before.get(stage, 0) for stage in after}
-    assert added == {"upload": 2, "queue": 2, "decode": 2, "detect": 2, "crop": 1, "classify": 1}
-
-
 def test_model_endpoint_serves_the_card(client: TestClient) -> None:
     card = client.get("/model").json()
     assert card["class_names"] == list(EMOTIONS)
@@ -342,96 +288,3 @@ def test_many_multipart_parts_are_refused(client: TestClient) -> None:
 def test_too_many_files_in_a_batch_are_refused(client: TestClient, astronaut) -> None:
     files = [("files", (f"{i}.jpg", b"\xff\xd8\xff", "image/jpeg")) for i in range(17)]
     assert_error(client.post("/predict/batch", files=files), 400, "invalid_input")
-
-
-def test_a_photo_that_takes_too_long_gets_503(tiny_model: Path, astronaut) -> None:
-    for client in ready_client(Settings(model_dir=tiny_model, request_timeout_s=0.000001)):
-        assert_error(post_file(client, jpeg_bytes(astronaut)), 503, "overloaded")
-        assert client.get("/healthz").status_code == 200
-
-
-class Gated:
-    """Stands in for one step of the analysis (the predictor's ``find_faces``, the batcher's model call): every call
-    waits at a gate; counts how many run at once and how many are done."""
-
-    def __init__(self, predict: Callable[..., object]) -> None:
-        self.predict, self.gate = predict, threading.Event()
-        self.running = self.most = self.done = 0
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        self.running += 1
-        self.most = max(self.most, self.running)
-        self.gate.wait(30)
-        try:
-            return self.predict(*args, **kwargs)
-        finally:
-            self.running -= 1
-            self.done += 1
-
-    @classmethod
-    def replacing(cls, monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> Gated:
-        """A gated stand-in for ``owner.name``, put in its place for the test."""
-        gated = cls(getattr(owner, name))
-        monkeypatch.setattr(owner, name, gated)
-        return gated
-
-
-def wait_until(condition: Callable[[], bool], failure: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.01)
-
-
-def test_photos_past_the_queue_get_503_while_the_admitted_ones_are_answered_one_at_a_time(
-    tiny_model: Path, astronaut, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    photo = jpeg_bytes(astronaut)
-    for client in ready_client(Settings(model_dir=tiny_model, queue_size=2, analysis_concurrency=1)):
-        services = client.app.state.services  # type: ignore[attr-defined]
-        held = Gated.replacing(monkeypatch, services.predictor, "find_faces")
-        with ThreadPoolExecutor(2) as pool:
-            admitted = [pool.submit(post_file, client, photo) for _ in range(2)]
-            # both admitted: one analysed, one waiting for its turn
-            wait_until(lambda a=services.admission: a.in_flight >= 2, "waiting photos must count against the queue")
-            refused = post_file(client, photo)
-            assert_error(refused, 503, "overloaded")
-            assert refused.headers["retry-after"] == "1"
-            held.gate.set()
-            answers = [future.result(timeout=60) for future in admitted]
-        assert [a.status_code for a in answers] == [200, 200]
-        assert all(len(a.json()["faces"]) == 1 for a in answers)
-        assert held.most == 1, "analysis_concurrency=1 must analyse one photo at a time"
-        assert services.admission.in_flight == 0
-        assert post_file(client, photo).status_code == 200, "the queue must drain"
-
-
-def test_a_photo_waiting_for_the_classifier_gives_its_detection_slot_to_the_next(
-    tiny_model: Path, astronaut, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    photo = jpeg_bytes(astronaut)
-    for client in ready_client(Settings(model_dir=tiny_model, analysis_concurrency=2, detection_concurrency=1)):
-        services = client.app.state.services  # type: ignore[attr-defined]
-        model = Gated.replacing(monkeypatch, services.batcher, "predict")
-        detection = Gated.replacing(monkeypatch, services.predictor, "find_faces")
-        detection.gate.set()
-        with ThreadPoolExecutor(2) as pool:
-            answers = [pool.submit(post_file, client, photo) for _ in range(2)]
-            # the first photo waits at the classifier; the second is detected meanwhile
-            failure = "the second photo's detection waited for the first's classifier"
-            wait_until(lambda d=detection: d.done >= 2, failure)
-            model.gate.set()
-            assert [a.result(timeout=60).status_code for a in answers] == [200, 200]
-
-
-def test_a_photo_that_times_out_at_the_classifier_gets_503_and_the_next_is_answered(
-    tiny_model: Path, astronaut, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    photo = jpeg_bytes(astronaut)
-    for client in ready_client(Settings(model_dir=tiny_model, request_timeout_s=1.0)):
-        services = client.app.state.services  # type: ignore[attr-defined]
-        model = Gated.replacing(monkeypatch, services.batcher, "predict")
-        assert_error(post_file(client, photo), 503, "overloaded")
-        model.gate.set()  # the abandoned batch finishes now, its answer unclaimed
-        answer = post_file(client, photo)
-        assert answer.status_code == 200 and len(answer.json()["faces"]) == 1
