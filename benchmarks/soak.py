@@ -21,8 +21,6 @@ import numpy as np
 
 from benchmarks.load import memory_mb, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def cases() -> list[tuple[str, bytes, int, object]]:
     """(name, body, expected status, expected face count or error code)."""
