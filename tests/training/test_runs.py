@@ -71,6 +71,9 @@ def test_mixed_precision_on_a_cpu_trains_in_bfloat16_and_exports_float32(
     np.testing.assert_allclose(probabilities.numpy().sum(axis=1), 1.0, atol=1e-5)
 
 
+FROZEN = ("--epochs", "1", "--learning-rate", "0", "--no-export")  # a run that keeps the weights it starts from
+
+
 def _kernels(weights_file: Path) -> dict[str, np.ndarray]:
     """Every conv and dense kernel of a saved classifier (BatchNorm statistics move even at a zero learning rate)."""
     return {name: w for name, w in read_weights(weights_file).items() if name.endswith("vars/0") and w.ndim >= 2}
@@ -82,19 +85,36 @@ def test_a_new_run_can_start_from_a_finished_runs_weights(
 ) -> None:
     start_from = tiny_training.run if source == "run" else tiny_training.model  # the exported SavedModel folder
     finished = _kernels(tiny_training.run / "classifier.weights.h5")
-    frozen = ("--epochs", "1", "--learning-rate", "0", "--no-export")
-    continued, fresh = tmp_path / "continued", tmp_path / "fresh"
-    for work, start in ((continued, ("--init-weights", str(start_from))), (fresh, ())):
-        cmd = train_command(tiny_training.data, work, *frozen, *start)
-        result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-3000:]
+    continued = tmp_path / "continued"
+    cmd = train_command(tiny_training.data, continued, *FROZEN, "--init-weights", str(start_from))
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert len(finished) > 50
     after = _kernels(continued / "classifier.weights.h5")
     assert after.keys() == finished.keys()
     assert all(np.array_equal(after[name], finished[name]) for name in finished), "the run must start from them"
-    untouched = _kernels(fresh / "classifier.weights.h5")
-    assert not all(np.array_equal(untouched[name], finished[name]) for name in finished), "without, it starts anew"
     assert json.loads((continued / "run.json").read_text())["config"]["init_weights"] == str(start_from)
+
+
+@pytest.fixture(scope="module")
+def fresh_run(tiny_training: TinyTraining, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A frozen run on the tiny data with no starting weights: its folder holds the weights it drew."""
+    work = tmp_path_factory.mktemp("fresh") / "run"
+    result = subprocess.run(
+        train_command(tiny_training.data, work, *FROZEN), cwd=ROOT, env=ENV, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+def test_a_run_without_init_weights_does_not_start_from_a_finished_run(
+    tiny_training: TinyTraining, fresh_run: Path
+) -> None:
+    finished = _kernels(tiny_training.run / "classifier.weights.h5")
+    fresh = _kernels(fresh_run / "classifier.weights.h5")
+    assert fresh.keys() == finished.keys()
+    assert not all(np.array_equal(fresh[name], finished[name]) for name in finished), "it must start anew"
+    assert json.loads((fresh_run / "run.json").read_text())["config"]["init_weights"] is None
 
 
 def test_reset_last_stage_keeps_the_earlier_stages_and_draws_conv5_and_the_head_afresh(
@@ -124,15 +144,14 @@ def test_reset_last_stage_without_init_weights_is_refused(tmp_path: Path) -> Non
 
 
 def test_zero_init_residual_starts_a_run_from_scratch_with_every_residual_branch_closed(
-    tiny_training: TinyTraining, tmp_path: Path
+    tiny_training: TinyTraining, fresh_run: Path, tmp_path: Path
 ) -> None:
-    frozen = ("--epochs", "1", "--learning-rate", "0", "--no-export")
+    cmd = train_command(tiny_training.data, tmp_path / "zeroed", *FROZEN, "--zero-init-residual")
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
     closed: dict[str, int] = {}
-    for name, option in (("zeroed", ("--zero-init-residual",)), ("plain", ())):
-        cmd = train_command(tiny_training.data, tmp_path / name, *frozen, *option)
-        result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-3000:]
-        weights = read_weights(tmp_path / name / "classifier.weights.h5")
+    for name, run in (("zeroed", tmp_path / "zeroed"), ("plain", fresh_run)):
+        weights = read_weights(run / "classifier.weights.h5")
         gammas = [w for n, w in weights.items() if "batch_normalization" in n and n.endswith("vars/0")]
         assert len(gammas) == 53
         closed[name] = sum(not w.any() for w in gammas)
