@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,14 @@ FER2013 = ROOT.parent / "shared" / "data" / "fer2013"
 SHIPPED = ROOT / "model" / "emotion"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRAINING_QUIET": "1", "KERAS_BACKEND": "tensorflow"}
+
+
+def wait_until(condition: Callable[[], bool], failure: str, timeout_s: float = 30, interval_s: float = 0.01) -> None:
+    """Poll ``condition`` every ``interval_s`` until it holds; fail with ``failure`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(interval_s)
 
 
 def face_like(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:

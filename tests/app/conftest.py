@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,14 +8,12 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.conftest import wait_until
 
 
 def ready_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "model did not become ready"
-            time.sleep(0.1)
+        wait_until(lambda: client.get("/readyz").status_code == 200, "model did not become ready", 120, 0.1)
         yield client
 
 

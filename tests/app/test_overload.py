@@ -4,7 +4,6 @@ at gates so that each test sees one exact state."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from app.config import Settings
 from tests.app.conftest import assert_error, post_file, ready_client
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, wait_until
 
 
 def test_a_photo_that_takes_too_long_gets_503(tiny_model: Path, astronaut) -> None:
@@ -46,13 +45,6 @@ class Gated:
         gated = cls(getattr(owner, name))
         monkeypatch.setattr(owner, name, gated)
         return gated
-
-
-def wait_until(condition: Callable[[], bool], failure: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.01)
 
 
 def test_photos_past_the_queue_get_503_while_the_admitted_ones_are_answered_one_at_a_time(

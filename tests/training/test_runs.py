@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from tests.conftest import (
     face_crops,
     read_weights,
     train_command,
+    wait_until,
     write_image_folders,
 )
 
@@ -36,10 +36,11 @@ def test_training_resumes_where_it_was_killed(mixup: str, class_weight: str, tmp
     cmd = train_command(data, work, *options)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = work / "log.csv"
-    deadline = time.monotonic() + 240
-    while not (log.is_file() and len(log.read_text().splitlines()) >= 3) and proc.poll() is None:
-        assert time.monotonic() < deadline, "training did not finish two epochs in time"
-        time.sleep(0.2)
+
+    def two_epochs_or_exit() -> bool:
+        return (log.is_file() and len(log.read_text().splitlines()) >= 3) or proc.poll() is not None
+
+    wait_until(two_epochs_or_exit, "training did not finish two epochs in time", 240, 0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     epochs_before = [line.split(",")[0] for line in log.read_text().splitlines()[1:]]
