@@ -72,6 +72,13 @@ def test_no_face_where_there_is_none(detector: FaceDetector, name: str) -> None:
     assert detector.detect(getattr(data, name)()) == []
 
 
+def test_the_second_look_keeps_only_a_face_that_fills_the_photo(detector: FaceDetector) -> None:
+    # scikit-image's coffee squashed square: its cup, 0.29 of the photo's width, scores 0.58 in the padded look
+    squashed = cv2.resize(data.coffee(), (640, 640), interpolation=cv2.INTER_AREA)
+    assert detector.detect(squashed, look_again=False) == []
+    assert detector.detect(squashed) == []
+
+
 def test_opencv_and_tflite_give_the_same_boxes(astronaut) -> None:
     photo = np.tile(astronaut, (2, 2, 1))
     assert FaceDetector(runtime="opencv").detect(photo) == FaceDetector(runtime="tflite").detect(photo)
