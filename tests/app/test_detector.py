@@ -43,6 +43,23 @@ def test_a_lone_24_pixel_face_is_found(detector: FaceDetector, astronaut, photo_
     assert 300 + 40 < face.x + face.width / 2 < 300 + 75
 
 
+@pytest.mark.parametrize("centre", [(100, 100), (320, 320), (520, 150), (150, 520)])
+def test_a_40_pixel_face_on_a_busy_background_is_found_at_the_defaults(
+    detector: FaceDetector, astronaut, centre: tuple[int, int]
+) -> None:
+    # the astronaut's face scaled to 40 px with 1.1 face widths of her photo around it, on the cat's fur; (320, 320)
+    # lies where all four tiles of a 640 px photo overlap
+    scale = 40 / 107
+    scaled = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    fx, fy, half = round(225 * scale), round(121 * scale), 44
+    photo = cv2.resize(data.chelsea(), (640, 640), interpolation=cv2.INTER_AREA)
+    x, y = centre
+    photo[y - half : y + half, x - half : x + half] = scaled[fy - half : fy + half, fx - half : fx + half]
+    [face] = detector.detect(photo)
+    assert abs(face.x + face.width / 2 - x) < 10 and abs(face.y + face.height / 2 - y) < 10
+    assert 30 <= face.width <= 52
+
+
 def test_a_larger_minimum_size_needs_no_tiles() -> None:
     from app.detector import windows
 
