@@ -40,7 +40,8 @@ RAW_SCORE_LIMIT = 80.0
 PADDED_EXTRA_SCORE = 0.05
 # ... and keeps only a face at least this share of the photo's width: it looks for a photo that is a face (FER2013's
 # val crops: 99 % of the faces it finds are over 0.48 of the crop), not for the cup of scikit-image's coffee squashed
-# to 640x640 (0.29 of it, score 0.58) that it found before (in 17 of benchmarks/detection.py's 360 photos).
+# to 640x640 (0.29 of it, score 0.58) that it found before (in 17 of benchmarks/detection.py's 360 photos). The cost:
+# 1.5-2.4 % of the faces found in val crops enlarged and set in larger photos (benchmarks/framing.py).
 PADDED_MIN_SHARE = 0.4
 # px: smaller faces in the 192x192 input are missed (measured on scaled-down astronauts on plain backgrounds; 16-17
 # on busy ones, where planning for that would double a 640 px photo's passes at the default min_size)
