@@ -18,7 +18,15 @@ from app.errors import InvalidInput, InvalidParameters, UnsupportedMediaType
 from app.images import decode_base64
 
 Threshold = Annotated[float | None, Query(ge=0.0, le=1.0, description="face detection score threshold")]
-MinSize = Annotated[int | None, Query(ge=1, le=100_000, description="smallest face width in pixels")]
+MinSize = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=100_000,
+        description="smallest face width in pixels; against busy backgrounds faces from ~1.3x this width are found "
+        "reliably (the search costs more the smaller it is)",
+    ),
+]
 MaxFaces = Annotated[
     int | None, Query(ge=1, le=10_000, description="most faces returned, best first; capped at EMOTION_MAX_FACES")
 ]
