@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.run import ROOT
+from benchmarks.load import ROOT
 
 WIDTHS = (20, 24, 28, 32, 40, 48, 64, 96, 160, 256)
 PLACEMENTS = 10
@@ -101,7 +101,7 @@ def score(photos: list[Composite], boxes: dict[str, list[list[int]]]) -> dict[st
         false += hits.count(False)
     return {
         "found_percent": {
-            back: {str(w): round(100 * n / PLACEMENTS) for w, n in widths.items()} for back, widths in found.items()
+            back: {str(w): round(100 * n / PLACEMENTS) for w, n in counts.items()} for back, counts in found.items()
         },
         "false_faces": false,
         "photos": len(photos),
@@ -124,14 +124,19 @@ def ours(photos: list[Composite], runtime: str, min_face_size: int) -> dict[str,
     return {"runtime": detector.runtime, "min_face_size": min_face_size, **score(photos, boxes)}
 
 
-def fer(python: str, photos: list[Composite], min_face_size: int) -> dict[str, Any]:
-    """`fer`'s boxes on the same photos, written as PNG files for its interpreter (benchmarks/peer_fer_faces.py)."""
+def photo_files(photos: list[Composite]) -> dict[str, str]:
+    """The photos written once as PNG files, for the peer's interpreter to read: name -> path."""
     folder = Path("/tmp/emotion-bench/detection")
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for p in photos:
         paths[p.name] = str(folder / f"{p.name}.png")
         cv2.imwrite(paths[p.name], cv2.cvtColor(p.rgb, cv2.COLOR_RGB2BGR))
+    return paths
+
+
+def fer(python: str, photos: list[Composite], paths: dict[str, str], min_face_size: int) -> dict[str, Any]:
+    """`fer`'s boxes on the photos at ``paths``, found in its own interpreter (benchmarks/peer_fer_faces.py)."""
     argv = [python, str(ROOT / "benchmarks" / "peer_fer_faces.py"), json.dumps(paths), str(min_face_size)]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     boxes = json.loads(done.stdout.strip().splitlines()[-1])
@@ -168,8 +173,9 @@ def main() -> int:
     photos = composites(args.side, args.tilt)
     results = {f"ours, min_face_size={args.min_face_size}": ours(photos, args.detector_runtime, args.min_face_size)}
     if args.fer_python:
+        paths = photo_files(photos)
         for size in (50, args.min_face_size):
-            results[f"fer, min_face_size={size}"] = fer(args.fer_python, photos, size)
+            results[f"fer, min_face_size={size}"] = fer(args.fer_python, photos, paths, size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"side": args.side, "tilt": args.tilt, **results}, indent=2))
     print(table(results, args.side))
