@@ -254,10 +254,11 @@ class FaceDetector:
         scale = min(1.0, INPUT / 2 / max(height, width))  # padded, it is letterboxed to INPUT anyway: shrink first
         if scale < 1.0:
             rgb = shrink(rgb, max(1, round(width * scale)), max(1, round(height * scale)))
-        pad = max(rgb.shape[:2]) // 2
+        side = max(rgb.shape[:2])
+        pad = side // 2
         padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         boxes, scores = self._detect_window(padded, 0, 0, max(padded.shape[:2]), threshold, spread=True)
-        kept = [i for i, box in enumerate(boxes) if box[2] >= PADDED_MIN_SHARE * max(rgb.shape[:2])]
+        kept = [i for i, box in enumerate(boxes) if box[2] >= PADDED_MIN_SHARE * side]
         return [
             [round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale)]
             for x, y, w, h in (boxes[i] for i in kept)
