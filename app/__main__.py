@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         classifier.class_names,
         classifier.input_size,
         settings.face_margin,
+        settings.max_roll,
     )
     model = classifier.identity()
     status = 0

@@ -16,6 +16,7 @@ import numpy as np
 from app.tflite import load_interpreter
 
 MODEL_FILE = Path(__file__).resolve().parent / "assets" / "face_detection_full_range.tflite"
+INPUT = 192  # px, square
 REGRESSORS, LOGITS = "reshaped_regressor_face_4", "reshaped_classifier_face_4"
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]

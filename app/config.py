@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # 0.08: of 0-0.2, the margin whose crops of FER2013 val faces found by the detector score best (0.7-2.0 points
     # over 0.15 at every face size measured; python -m benchmarks.framing)
     face_margin: float = Field(0.08, ge=0, le=1)
+    # Faces tilted further than this (degrees, from BlazeFace's eye keypoints) are turned upright before they are
+    # classified; FER2013's own faces lean up to ~15 degrees, so the classifier knows small tilts (benchmarks.framing
+    # --tilt); 180 turns none
+    max_roll: float = Field(10.0, ge=0, le=180)
     batch_max_size: int = Field(32, gt=0)
     batch_max_wait_ms: float = Field(2.0, ge=0)
     queue_size: int = Field(256, gt=0)

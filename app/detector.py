@@ -27,12 +27,12 @@ import cv2
 import numpy as np
 
 from app import blazeface
-from app.blazeface import Forward
+from app.blazeface import INPUT, Forward
 from app.measure import typical_ms_each
+from app.tiles import cut_by_window, shrink, windows
 
 log = logging.getLogger("app")
 
-INPUT = 192
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
 RAW_SCORE_LIMIT = 80.0
 # The padded second look (see FaceDetector._detect_padded) asks this much more score: at 0.55 it found 68 % of
@@ -43,9 +43,8 @@ PADDED_EXTRA_SCORE = 0.05
 # to 640x640 (0.29 of it, score 0.58) that it found before (in 17 of benchmarks/detection.py's 360 photos). The cost:
 # 1.5-2.4 % of the faces found in val crops enlarged and set in larger photos (benchmarks/framing.py).
 PADDED_MIN_SHARE = 0.4
-# px: smaller faces in the 192x192 input are missed (measured on scaled-down astronauts on plain backgrounds; 16-17
-# on busy ones, where planning for that would double a 640 px photo's passes at the default min_size)
-SMALLEST_VISIBLE = 13
+
+Hits = tuple[list[list[int]], list[float], list[float]]  # one pass's boxes (x, y, w, h), scores and rolls
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,9 @@ class Face:
     width: int
     height: int
     score: float
+    # degrees: the slope of the line from the face's right eye to its left one (BlazeFace's first two keypoints),
+    # y pointing down: 0 for an upright face, positive when the face is turned clockwise (its left eye lower)
+    roll: float = 0.0
 
 
 def _anchors() -> np.ndarray:
@@ -62,49 +64,6 @@ def _anchors() -> np.ndarray:
     centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
     ys, xs = np.meshgrid(centres, centres, indexing="ij")
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
-
-
-def windows(height: int, width: int, min_size: int) -> list[tuple[int, int, int]]:
-    """Square windows (x0, y0, side): the whole photo, plus overlapping tiles when faces of ``min_size`` would
-    be smaller than BlazeFace can see in a 192x192 view of the whole photo (about 13 px there)."""
-    side = max(height, width)
-    out = [(0, 0, side)]
-    tile = max(INPUT, int(min_size * INPUT / SMALLEST_VISIBLE))
-    if side <= tile:
-        return out
-    overlap = min(tile // 2, max(min_size * 2, int(SMALLEST_VISIBLE * side / INPUT) + 1))
-    for y0 in _starts(height, tile, overlap):
-        for x0 in _starts(width, tile, overlap):
-            out.append((x0, y0, tile))
-    return out
-
-
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    count = -(-(length - overlap) // (tile - overlap))
-    step = (length - tile) / (count - 1) if count > 1 else 0
-    return [round(i * step) for i in range(count)]
-
-
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Downscale with anti-aliasing, fast: halve with a Gaussian pyramid while the ratio is 2 or more, then
-    bilinear for the rest (cv2.INTER_AREA at a non-integer ratio costs 0.8 ms for a 354 px tile, 2 ms at 640 px)."""
-    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        image = cv2.pyrDown(image)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def _cut_by_window(box: list[int], x0: int, y0: int, side: int, image_w: int, image_h: int) -> bool:
-    """True when the box crosses an edge of the window that is not an edge of the photo."""
-    x, y, w, h = box
-    slack = max(2, w // 10)
-    return bool(
-        (x < x0 - slack and x0 > 0)
-        or (y < y0 - slack and y0 > 0)
-        or (x + w > x0 + side + slack and x0 + side < image_w)
-        or (y + h > y0 + side + slack and y0 + side < image_h)
-    )
 
 
 class FaceDetector:
@@ -221,18 +180,20 @@ class FaceDetector:
             work = shrink(rgb, *size)
         spans = windows(work.shape[0], work.shape[1], max(8, int(min_size * scale)))
 
-        def search(span: tuple[int, int, int]) -> tuple[list[list[int]], list[float]]:
+        def search(span: tuple[int, int, int]) -> Hits:
             # One window may spread over the cores; several already run side by side, one per core.
             return self._detect_window(work, span[0], span[1], span[2], threshold, spread=len(spans) == 1)
 
         found = self._windows_pool.map(search, spans) if len(spans) > 1 else [search(spans[0])]
         boxes: list[list[int]] = []
         scores: list[float] = []
-        for b, s in found:
+        rolls: list[float] = []
+        for b, s, r in found:
             boxes += b
             scores += s
+            rolls += r
         if not boxes and look_again:
-            boxes, scores = self._detect_padded(work, min(1.0, threshold + PADDED_EXTRA_SCORE))
+            boxes, scores, rolls = self._detect_padded(work, min(1.0, threshold + PADDED_EXTRA_SCORE))
         if not boxes:
             return []
         keep = cv2.dnn.NMSBoxes(boxes, scores, threshold, self.nms_threshold)
@@ -242,10 +203,11 @@ class FaceDetector:
             x0, y0 = max(0, x), max(0, y)
             x1, y1 = min(width, x + w), min(height, y + h)
             if x1 - x0 >= min_size and y1 - y0 >= min_size // 2:
-                faces.append(Face(int(x0), int(y0), int(x1 - x0), int(y1 - y0), round(float(scores[i]), 4)))
+                box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+                faces.append(Face(*box, round(float(scores[i]), 4), round(rolls[i], 1)))
         return sorted(faces, key=lambda f: -f.score)
 
-    def _detect_padded(self, rgb: np.ndarray, threshold: float) -> tuple[list[list[int]], list[float]]:
+    def _detect_padded(self, rgb: np.ndarray, threshold: float) -> Hits:
         """One more pass, for photos where no face was found, over the photo set in a border half its size wide
         (edges extended): BlazeFace misses a face that fills the photo and is cut by its edges (an upload that is
         already a face crop) and finds it once it has room around it. Only a face that fills much of the photo is
@@ -257,17 +219,21 @@ class FaceDetector:
         side = max(rgb.shape[:2])
         pad = side // 2
         padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        boxes, scores = self._detect_window(padded, 0, 0, max(padded.shape[:2]), threshold, spread=True)
+        boxes, scores, rolls = self._detect_window(padded, 0, 0, max(padded.shape[:2]), threshold, spread=True)
         kept = [i for i, box in enumerate(boxes) if box[2] >= PADDED_MIN_SHARE * side]
-        return [
-            [round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale)]
-            for x, y, w, h in (boxes[i] for i in kept)
-        ], [scores[i] for i in kept]
+        return (
+            [
+                [round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale)]
+                for x, y, w, h in (boxes[i] for i in kept)
+            ],
+            [scores[i] for i in kept],
+            [rolls[i] for i in kept],
+        )
 
     def _detect_window(
         self, rgb: np.ndarray, x0: int, y0: int, side: int, threshold: float, spread: bool = False
-    ) -> tuple[list[list[int]], list[float]]:
-        """Run BlazeFace on the square window (x0, y0, side) letterboxed into 192x192."""
+    ) -> Hits:
+        """Run BlazeFace on the square window (x0, y0, side) letterboxed into 192x192: boxes, scores, rolls."""
         window = rgb[y0 : y0 + side, x0 : x0 + side]
         scale = INPUT / side
         h, w = window.shape[:2]
@@ -284,12 +250,15 @@ class FaceDetector:
         centres = raw[:, :2] + self.anchors[hits]
         sizes = raw[:, 2:4]
         corners = (centres - sizes / 2) * side + (x0, y0)
-        boxes, kept = [], []
+        eyes = regressors[hits, 6:8] - regressors[hits, 4:6]  # right eye -> left eye; the anchor cancels out
+        slopes = np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0]))
+        boxes, kept, rolls = [], [], []
         image_h, image_w = rgb.shape[:2]
-        for (x, y), (bw, bh), score in zip(corners, sizes, scores[hits], strict=True):
+        for (x, y), (bw, bh), score, roll in zip(corners, sizes, scores[hits], slopes, strict=True):
             box = [int(round(x)), int(round(y)), int(round(bw * side)), int(round(bh * side))]
-            if _cut_by_window(box, x0, y0, side, image_w, image_h):
+            if cut_by_window(box, x0, y0, side, image_w, image_h):
                 continue  # a face cut by a tile edge; the neighbouring tile sees it whole
             boxes.append(box)
             kept.append(float(score))
-        return boxes, kept
+            rolls.append(float(roll))
+        return boxes, kept, rolls

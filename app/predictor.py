@@ -11,6 +11,10 @@ import numpy as np
 from app.detector import Face, FaceDetector
 from app.measure import Stopwatch
 
+# BlazeFace's box shrinks as a face turns: the median box of FER2013 val crops turned 30 degrees is 0.90 of the
+# upright one's, 0.76-0.82 at 40 (0.97-0.98 at 20), about 1 - 0.46 sin^2(roll); an upright crop widens it back
+BOX_SHRINK, BOX_SHRINK_FLOOR = 0.46, 0.7
+
 
 @dataclass(frozen=True)
 class FaceEmotions:
@@ -22,10 +26,14 @@ class FaceEmotions:
         return max(self.emotions, key=self.emotions.__getitem__)
 
 
-def crop_face(rgb: np.ndarray, face: Face, size: int, margin: float) -> np.ndarray:
-    """The face box widened by ``margin`` on each side, as a size x size grayscale crop (FER2013's framing)."""
+def crop_face(rgb: np.ndarray, face: Face, size: int, margin: float, max_roll: float = 180.0) -> np.ndarray:
+    """The face box widened by ``margin`` on each side, as a size x size grayscale crop (FER2013's framing); turned
+    upright first when the face's roll is over ``max_roll`` degrees."""
     side = max(face.width, face.height) * (1 + 2 * margin)
     cx, cy = face.x + face.width / 2, face.y + face.height / 2
+    if abs(face.roll) > max_roll:
+        shrunk = max(BOX_SHRINK_FLOOR, 1 - BOX_SHRINK * np.sin(np.radians(face.roll)) ** 2)
+        return _upright_crop(rgb, cx, cy, side / shrunk, face.roll, size)
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     x1, y1 = x0 + int(round(side)), y0 + int(round(side))
     h, w = rgb.shape[:2]
@@ -37,9 +45,20 @@ def crop_face(rgb: np.ndarray, face: Face, size: int, margin: float) -> np.ndarr
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, margin: float) -> np.ndarray:
+def _upright_crop(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float, size: int) -> np.ndarray:
+    """The side x side square around (cx, cy), turned by ``roll`` degrees so that the eyes are level: one resampling
+    at the photo's own scale (edges extended), then the same shrinking as an upright crop."""
+    length = max(1, int(round(side)))
+    turn = cv2.getRotationMatrix2D((cx, cy), roll, 1.0)  # counter-clockwise on screen: undoes a clockwise roll
+    turn[:, 2] += np.array([length / 2 - cx, length / 2 - cy])
+    patch = cv2.warpAffine(rgb, turn, (length, length), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gray = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, margin: float, max_roll: float = 180.0) -> np.ndarray:
     """Every face's crop (see crop_face), stacked (N, size, size) for one classifier call."""
-    return np.stack([crop_face(rgb, face, size, margin) for face in faces])
+    return np.stack([crop_face(rgb, face, size, margin, max_roll) for face in faces])
 
 
 class EmotionPredictor:
@@ -52,12 +71,14 @@ class EmotionPredictor:
         class_names: list[str],
         input_size: int,
         margin: float,
+        max_roll: float,
     ) -> None:
         self.detector = detector
         self.classify = classify
         self.class_names = class_names
         self.input_size = input_size
         self.margin = margin
+        self.max_roll = max_roll
 
     def predict(
         self, rgb: np.ndarray, threshold: float, min_size: int, max_faces: int, watch: Stopwatch | None = None
@@ -81,7 +102,7 @@ class EmotionPredictor:
         lap("detect")
         if not faces:
             return [], np.zeros((0, self.input_size, self.input_size), np.uint8)
-        crops = crop_faces(rgb, faces, self.input_size, self.margin)
+        crops = crop_faces(rgb, faces, self.input_size, self.margin, self.max_roll)
         lap("crop")
         return faces, crops
 

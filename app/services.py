@@ -78,7 +78,7 @@ class Services:
             )
             self.batcher = batcher
             self.predictor = EmotionPredictor(
-                detector, batcher, classifier.class_names, classifier.input_size, s.face_margin
+                detector, batcher, classifier.class_names, classifier.input_size, s.face_margin, s.max_roll
             )
             # TensorFlow leaves ~400k Python objects behind; a full garbage collection walking them all takes
             # ~300 ms, a pause any request could hit. Freezing them keeps collections to what requests allocate.

@@ -26,6 +26,14 @@ def test_one_face_in_the_astronaut_photo(detector: FaceDetector, astronaut) -> N
     assert abs(face.x + face.width / 2 - 226) < 15 and abs(face.y + face.height / 2 - 121) < 15
 
 
+@pytest.mark.parametrize("degrees", [0, 20, -20, 45, -45])
+def test_a_faces_roll_is_the_tilt_of_its_eyes(detector: FaceDetector, astronaut, degrees: float) -> None:
+    turn = cv2.getRotationMatrix2D((226.5, 121.5), degrees, 1.0)  # counter-clockwise about the face
+    photo = cv2.warpAffine(astronaut, turn, astronaut.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    [face] = detector.detect(photo)
+    assert abs(face.roll + degrees) < 10  # she leans ~4 degrees herself
+
+
 def test_small_faces_in_a_large_photo_are_found_by_the_tiles(detector: FaceDetector, astronaut) -> None:
     photo = cv2.resize(np.tile(astronaut, (4, 4, 1)), (700, 700), interpolation=cv2.INTER_AREA)
     faces = detector.detect(photo, min_size=24)
@@ -61,7 +69,7 @@ def test_a_40_pixel_face_on_a_busy_background_is_found_at_the_defaults(
 
 
 def test_a_larger_minimum_size_needs_no_tiles() -> None:
-    from app.detector import windows
+    from app.tiles import windows
 
     assert windows(640, 640, 48) == [(0, 0, 640)]
     assert len(windows(640, 640, 24)) > 1
