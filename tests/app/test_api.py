@@ -224,6 +224,7 @@ def test_model_endpoint_serves_the_card(client: TestClient) -> None:
     assert card["input"]["dtype"] == "uint8"
     assert card["serving"]["device"] in ("CPU", "GPU")
     assert card["serving"]["detector_runtime"] in ("opencv", "tflite", "openvino")
+    assert card["serving"]["crop"] == {"margin": 0.08, "max_roll": 10.0}
 
 
 def test_request_id_is_echoed_in_headers_and_errors(client: TestClient) -> None:

@@ -37,7 +37,7 @@ async def metrics(services: ServicesDep) -> Response:
 
 @router.get("/model")
 async def model_card(services: ServicesDep) -> dict[str, Any]:
-    """The served model's card: classes, input, training data, validation metrics, runtime and device."""
+    """The served model's card: classes, input, training data, validation metrics, runtime, device and cropping."""
     predictor, classifier, _ = services.require_ready()
     detector = predictor.detector
     return {
@@ -49,5 +49,6 @@ async def model_card(services: ServicesDep) -> dict[str, Any]:
             "runtime_timings_ms": classifier.timings,
             "detector_runtime": detector.runtime,
             "detector_timings_ms": detector.timings,
+            "crop": {"margin": predictor.margin, "max_roll": predictor.max_roll},
         },
     }
