@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     # over 0.15 at every face size measured; python -m benchmarks.framing)
     face_margin: float = Field(0.08, ge=0, le=1)
     # Faces tilted further than this (degrees, from BlazeFace's eye keypoints) are turned upright before they are
-    # classified; FER2013's own faces lean up to ~15 degrees, so the classifier knows small tilts (benchmarks.framing
-    # --tilt); 180 turns none
+    # classified; FER2013's own faces lean -12 to +12 degrees (10th to 90th percentile), so the classifier knows small
+    # tilts (benchmarks.framing --tilt); 180 turns none
     max_roll: float = Field(10.0, ge=0, le=180)
     batch_max_size: int = Field(32, gt=0)
     batch_max_wait_ms: float = Field(2.0, ge=0)

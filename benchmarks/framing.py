@@ -102,7 +102,8 @@ def framing_bench(
     pad = (canvas - SIZE * scale) // 2
     centre, reach = canvas / 2, SIZE * scale / 2
     found: list[tuple[int, Face, np.ndarray]] = []
-    for i, (crop, turn) in enumerate(zip(images, turns(len(images), tilt), strict=True)):
+    turned = turns(len(images), tilt)
+    for i, (crop, turn) in enumerate(zip(images, turned, strict=True)):
         photo = paste(crop, scale, canvas, turn)
         faces = [
             f
@@ -125,7 +126,7 @@ def framing_bench(
     by_margin = {str(m): at_margin(m) for m in margins}
     served = by_margin[str(served_margin)] if str(served_margin) in by_margin else at_margin(served_margin)
     by_max_roll = {str(r): at_margin(served_margin, r) for r in max_rolls}
-    rolls = np.array([f.roll for _, f, _ in found]) + turns(len(images), tilt)[ids]  # the face's own lean left
+    rolls = np.array([f.roll for _, f, _ in found]) + turned[ids]  # the face's own lean left
     frame = Face(pad, pad, SIZE * scale, SIZE * scale, 1.0)
     sides = np.array([max(f.width, f.height) for _, f, _ in found]) / scale
     return {

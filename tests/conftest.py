@@ -153,6 +153,17 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
+ASTRONAUT_FACE = (226.5, 121.5)  # the middle of her face, 107 px wide
+
+
+def turned_about_her_face(astronaut: np.ndarray, degrees: float) -> np.ndarray:
+    """The astronaut's photo turned ``degrees`` counter-clockwise about her face, its edges extended."""
+    import cv2
+
+    turn = cv2.getRotationMatrix2D(ASTRONAUT_FACE, degrees, 1.0)
+    return cv2.warpAffine(astronaut, turn, astronaut.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,6 +14,7 @@ from skimage import data
 
 from app import blazeface
 from app.detector import Face, FaceDetector
+from tests.conftest import turned_about_her_face
 
 
 @pytest.fixture(scope="module", params=["opencv", "tflite", "openvino"])
@@ -28,9 +29,7 @@ def test_one_face_in_the_astronaut_photo(detector: FaceDetector, astronaut) -> N
 
 @pytest.mark.parametrize("degrees", [0, 20, -20, 45, -45])
 def test_a_faces_roll_is_the_tilt_of_its_eyes(detector: FaceDetector, astronaut, degrees: float) -> None:
-    turn = cv2.getRotationMatrix2D((226.5, 121.5), degrees, 1.0)  # counter-clockwise about the face
-    photo = cv2.warpAffine(astronaut, turn, astronaut.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
-    [face] = detector.detect(photo)
+    [face] = detector.detect(turned_about_her_face(astronaut, degrees))
     assert abs(face.roll + degrees) < 10  # she leans ~4 degrees herself
 
 

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from app.detector import Face
 from app.predictor import BOX_SHRINK, crop_face
+from tests.conftest import ASTRONAUT_FACE, turned_about_her_face
 
-CENTRE = (226.5, 121.5)  # the astronaut's face, 107 px wide
 UPRIGHT = Face(173, 68, 107, 107, 1.0)
 
 
 def turned(photo: np.ndarray, degrees: float) -> tuple[np.ndarray, Face]:
     """The photo turned counter-clockwise about the face, and the face as BlazeFace reports it there: a box that
     shrinks as the face turns, and a clockwise roll of minus the turn."""
-    m = cv2.getRotationMatrix2D(CENTRE, degrees, 1.0)
-    photo = cv2.warpAffine(photo, m, photo.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
     side = round(UPRIGHT.width * (1 - BOX_SHRINK * np.sin(np.radians(degrees)) ** 2))
-    x, y = round(CENTRE[0] - side / 2), round(CENTRE[1] - side / 2)
-    return photo, Face(x, y, side, side, 1.0, roll=-degrees)
+    x, y = round(ASTRONAUT_FACE[0] - side / 2), round(ASTRONAUT_FACE[1] - side / 2)
+    return turned_about_her_face(photo, degrees), Face(x, y, side, side, 1.0, roll=-degrees)
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:
