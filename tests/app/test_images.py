@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from app.errors import InvalidImage, PayloadTooLarge, ServiceError, UnsupportedMediaType
 from app.images import decode_image
@@ -26,6 +26,40 @@ def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
 def test_cmyk_jpeg_becomes_rgb() -> None:
     rgb = decode_image(encode(Image.new("CMYK", (32, 24), (0, 255, 255, 0)), "JPEG"), LIMIT)
     assert rgb.shape == (24, 32, 3) and rgb[0, 0, 0] > 200 and rgb[0, 0, 1] < 60
+
+
+def quadrants() -> Image.Image:
+    """48x32, a different colour in each quarter: any wrong turn or flip moves them."""
+    pixels = np.zeros((32, 48, 3), np.uint8)
+    pixels[:16, :24], pixels[:16, 24:], pixels[16:, :24], pixels[16:, 24:] = (250, 0, 0), (0, 250, 0), (0, 0, 250), 90
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_is_turned_upright_as_pillow_turns_it(orientation: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(quadrants(), "JPEG", quality=95, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    rgb = decode_image(data, LIMIT)
+    assert rgb.shape == expected.shape and rgb.flags.c_contiguous
+    assert np.abs(rgb.astype(int) - expected).max() <= 8
+
+
+def test_jpeg_is_decoded_without_pillow_copying_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import simplejpeg
+
+    calls = []
+    decode = simplejpeg.decode_jpeg
+
+    def counted(data: bytes, **kwargs: object) -> np.ndarray:
+        calls.append(len(data))
+        return decode(data, **kwargs)
+
+    monkeypatch.setattr("app.images.simplejpeg.decode_jpeg", counted)
+    data = encode(Image.new("L", (40, 30), 90), "JPEG")
+    rgb = decode_image(data, LIMIT)
+    assert calls == [len(data)] and rgb.shape == (30, 40, 3) and abs(int(rgb[0, 0, 1]) - 90) <= 2
 
 
 def test_sixteen_bit_png_is_scaled_to_eight_bits() -> None:
