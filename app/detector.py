@@ -9,8 +9,9 @@ small there (under ~13 px), the photo is also scanned in overlapping tiles where
 each tile is one more 192x192 pass; a larger ``min_size`` means fewer tiles). That is enough against a plain
 background; against a busy one BlazeFace needs 16-17 px, so there faces from ~1.3x ``min_size`` are found
 (benchmarks/detection.py). Photos over 1024 px are searched on a downscaled copy. Boxes from all passes are merged
-with ``cv2.dnn.NMSBoxes``. A photo in which no face is found gets one more look with a border around it, for
-uploads that are a face and nothing else.
+with ``cv2.dnn.NMSBoxes``. A photo in which no face is found gets second looks (app.looks): with a border around it,
+for uploads that are a face and nothing else, then turned, for a tilted face or a photo on its side. A face whose eyes
+lean over 30 degrees is looked at once more, turned upright, which reads its roll true where the first read falls short.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from app import blazeface
 from app.blazeface import INPUT, Forward
+from app.looks import EXTRA_SCORE, Hits, box_shrink, padded_look, turned_look, turned_search
 from app.measure import typical_ms_each
 from app.tiles import cut_by_window, shrink, windows
 
@@ -35,16 +37,9 @@ log = logging.getLogger("app")
 
 STRIDE = 4  # one anchor per cell of a 48x48 grid (MediaPipe's full-range SsdAnchorsCalculator options)
 RAW_SCORE_LIMIT = 80.0
-# The padded second look (see FaceDetector._detect_padded) asks this much more score: at 0.55 it found 68 % of
-# FER2013's val crops uploaded as they are (8-12 % without it), and no face in 19 photos without any (one at 0.50).
-PADDED_EXTRA_SCORE = 0.05
-# ... and keeps only a face at least this share of the photo's width: it looks for a photo that is a face (FER2013's
-# val crops: 99 % of the faces it finds are over 0.48 of the crop), not for the cup of scikit-image's coffee squashed
-# to 640x640 (0.29 of it, score 0.58) that it found before (in 17 of benchmarks/detection.py's 360 photos). The cost:
-# 1.5-2.4 % of the faces found in val crops enlarged and set in larger photos (benchmarks/framing.py).
-PADDED_MIN_SHARE = 0.4
-
-Hits = tuple[list[list[int]], list[float], list[float]]  # one pass's boxes (x, y, w, h), scores and rolls
+# degrees: a face whose eyes read a steeper roll than this gets one more pass, turned upright (FaceDetector._check_roll)
+CHECKED_ROLL = 30.0
+CHECK_SPAN = 2.5  # face widths: that pass's window, so that the face has room around it as in a photo
 
 
 @dataclass(frozen=True)
@@ -57,6 +52,14 @@ class Face:
     # degrees: the slope of the line from the face's right eye to its left one (BlazeFace's first two keypoints),
     # y pointing down: 0 for an upright face, positive when the face is turned clockwise (its left eye lower)
     roll: float = 0.0
+
+
+def _within(rgb: np.ndarray, box: list[int], score: float, roll: float) -> Face:
+    """The face of a box (x, y, w, h), cut to the photo's edges."""
+    height, width = rgb.shape[:2]
+    x, y, w, h = box
+    x0, y0 = max(0, x), max(0, y)
+    return Face(x0, y0, min(width, x + w) - x0, min(height, y + h) - y0, round(float(score), 4), round(roll, 1))
 
 
 def _anchors() -> np.ndarray:
@@ -193,42 +196,42 @@ class FaceDetector:
             scores += s
             rolls += r
         if not boxes and look_again:
-            boxes, scores, rolls = self._detect_padded(work, min(1.0, threshold + PADDED_EXTRA_SCORE))
+            stricter = min(1.0, threshold + EXTRA_SCORE)
+            boxes, scores, rolls = padded_look(work, stricter, self._search_whole)
+            if not boxes:
+                search = partial(self._search_whole, spread=False)  # the turns run side by side, one per core
+                boxes, scores, rolls = turned_look(work, stricter, search, self._windows_pool.map)
         if not boxes:
             return []
         keep = cv2.dnn.NMSBoxes(boxes, scores, threshold, self.nms_threshold)
         faces = []
         for i in np.asarray(keep).ravel():
-            x, y, w, h = (round(v / scale) for v in boxes[i])
-            x0, y0 = max(0, x), max(0, y)
-            x1, y1 = min(width, x + w), min(height, y + h)
-            if x1 - x0 >= min_size and y1 - y0 >= min_size // 2:
-                box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-                faces.append(Face(*box, round(float(scores[i]), 4), round(rolls[i], 1)))
+            face = _within(rgb, [round(v / scale) for v in boxes[i]], scores[i], rolls[i])
+            if face.width >= min_size and face.height >= min_size // 2:
+                faces.append(face)
+        tilted = [face for face in faces if abs(face.roll) > CHECKED_ROLL]
+        if tilted:
+            check = partial(self._check_roll, rgb, threshold)
+            checked = dict(zip(tilted, self._windows_pool.map(check, tilted), strict=True))
+            faces = [checked.get(face, face) for face in faces]
         return sorted(faces, key=lambda f: -f.score)
 
-    def _detect_padded(self, rgb: np.ndarray, threshold: float) -> Hits:
-        """One more pass, for photos where no face was found, over the photo set in a border half its size wide
-        (edges extended): BlazeFace misses a face that fills the photo and is cut by its edges (an upload that is
-        already a face crop) and finds it once it has room around it. Only a face that fills much of the photo is
-        kept (PADDED_MIN_SHARE)."""
-        height, width = rgb.shape[:2]
-        scale = min(1.0, INPUT / 2 / max(height, width))  # padded, it is letterboxed to INPUT anyway: shrink first
-        if scale < 1.0:
-            rgb = shrink(rgb, max(1, round(width * scale)), max(1, round(height * scale)))
-        side = max(rgb.shape[:2])
-        pad = side // 2
-        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        boxes, scores, rolls = self._detect_window(padded, 0, 0, max(padded.shape[:2]), threshold, spread=True)
-        kept = [i for i, box in enumerate(boxes) if box[2] >= PADDED_MIN_SHARE * side]
-        return (
-            [
-                [round((x - pad) / scale), round((y - pad) / scale), round(w / scale), round(h / scale)]
-                for x, y, w, h in (boxes[i] for i in kept)
-            ],
-            [scores[i] for i in kept],
-            [rolls[i] for i in kept],
-        )
+    def _check_roll(self, rgb: np.ndarray, threshold: float, face: Face) -> Face:
+        """The face with the roll and box of one more pass around it, turned upright by the roll first read: the eye
+        keypoints under-read a large roll (the astronaut turned 75, 90 and 120 degrees read 60, 71 and 77) and read
+        it true once the face is near upright. As found, where that pass does not find it again."""
+        centre = (face.x + face.width / 2, face.y + face.height / 2)
+        side = max(face.width, face.height) / box_shrink(face.roll)  # as the face would be boxed upright
+        boxes, _, rolls = turned_search(rgb, centre, CHECK_SPAN * side, face.roll, threshold, self._search_whole)
+        off = [float(np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1])) for x, y, w, h in boxes]
+        if not off or min(off) > side / 2:
+            return face
+        nearest = int(np.argmin(off))
+        return _within(rgb, boxes[nearest], face.score, rolls[nearest])
+
+    def _search_whole(self, image: np.ndarray, threshold: float, spread: bool = True) -> Hits:
+        """One pass over a whole square image, on every core unless ``spread`` is False: boxes, scores, rolls."""
+        return self._detect_window(image, 0, 0, max(image.shape[:2]), threshold, spread=spread)
 
     def _detect_window(
         self, rgb: np.ndarray, x0: int, y0: int, side: int, threshold: float, spread: bool = False

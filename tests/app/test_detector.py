@@ -14,7 +14,7 @@ from skimage import data
 
 from app import blazeface
 from app.detector import Face, FaceDetector
-from tests.conftest import turned_about_her_face
+from tests.conftest import ASTRONAUT_FACE, turned_about_her_face
 
 
 @pytest.fixture(scope="module", params=["opencv", "tflite", "openvino"])
@@ -27,7 +27,7 @@ def test_one_face_in_the_astronaut_photo(detector: FaceDetector, astronaut) -> N
     assert abs(face.x + face.width / 2 - 226) < 15 and abs(face.y + face.height / 2 - 121) < 15
 
 
-@pytest.mark.parametrize("degrees", [0, 20, -20, 45, -45])
+@pytest.mark.parametrize("degrees", [0, 20, -20, 45, -45, 75, -90, 120])
 def test_a_faces_roll_is_the_tilt_of_its_eyes(detector: FaceDetector, astronaut, degrees: float) -> None:
     [face] = detector.detect(turned_about_her_face(astronaut, degrees))
     assert abs(face.roll + degrees) < 10  # she leans ~4 degrees herself
@@ -101,6 +101,31 @@ def test_the_second_look_keeps_only_a_face_that_fills_the_photo(detector: FaceDe
     squashed = cv2.resize(data.coffee(), (640, 640), interpolation=cv2.INTER_AREA)
     assert detector.detect(squashed, look_again=False) == []
     assert detector.detect(squashed) == []
+
+
+@pytest.mark.parametrize("quarter_turns", [1, -1])
+def test_a_photo_on_its_side_gives_its_face_a_quarter_turn_roll(
+    detector: FaceDetector, astronaut, quarter_turns: int
+) -> None:
+    photo = np.ascontiguousarray(np.rot90(astronaut, quarter_turns))  # counter-clockwise for 1
+    [face] = detector.detect(photo)
+    x, y = ASTRONAUT_FACE
+    middle = (y, 511 - x) if quarter_turns == 1 else (511 - y, x)
+    assert abs(face.x + face.width / 2 - middle[0]) < 15 and abs(face.y + face.height / 2 - middle[1]) < 15
+    assert abs(face.roll + 90 * quarter_turns) < 10  # her eyes read 71 degrees before the upright check
+
+
+@pytest.mark.parametrize(("side", "degrees"), [(256, -90), (200, 60)])
+def test_a_face_too_tilted_for_blazeface_is_found_in_the_photo_turned(
+    detector: FaceDetector, astronaut, side: int, degrees: float
+) -> None:
+    gray = cv2.cvtColor(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    photo = cv2.resize(turned_about_her_face(gray, degrees), (side, side), interpolation=cv2.INTER_AREA)
+    assert detector.detect(photo, look_again=False) == []
+    [face] = detector.detect(photo)
+    x, y = (v * side / 512 for v in ASTRONAUT_FACE)
+    assert abs(face.x + face.width / 2 - x) < 8 and abs(face.y + face.height / 2 - y) < 8
+    assert abs(face.roll + degrees) < 10
 
 
 def test_opencv_and_tflite_give_the_same_boxes(astronaut) -> None:

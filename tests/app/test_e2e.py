@@ -103,6 +103,14 @@ def test_a_tilted_smiling_face_is_named_as_it_is_upright(shipped_server: str, as
     assert abs(face["emotions"]["happy"] - upright["emotions"]["happy"]) < 0.1
 
 
+@pytest.mark.parametrize("quarter_turns", [1, -1])
+def test_a_photo_on_its_side_is_named_as_it_is_upright(shipped_server: str, astronaut, quarter_turns: int) -> None:
+    [upright] = predict(shipped_server, jpeg_bytes(astronaut)).json()["faces"]
+    sideways = np.ascontiguousarray(np.rot90(astronaut, quarter_turns))
+    [face] = predict(shipped_server, jpeg_bytes(sideways)).json()["faces"]
+    assert abs(face["emotions"]["happy"] - upright["emotions"]["happy"]) < 0.1
+
+
 def test_the_shipped_model_finds_four_faces_in_the_tiling(shipped_server: str, astronaut) -> None:
     assert len(predict(shipped_server, jpeg_bytes(np.tile(astronaut, (2, 2, 1)))).json()["faces"]) == 4
 

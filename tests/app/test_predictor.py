@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from app.detector import Face
-from app.predictor import BOX_SHRINK, crop_face
+from app.looks import box_shrink
+from app.predictor import crop_face
 from tests.conftest import ASTRONAUT_FACE, turned_about_her_face
 
 UPRIGHT = Face(173, 68, 107, 107, 1.0)
@@ -15,7 +16,7 @@ UPRIGHT = Face(173, 68, 107, 107, 1.0)
 def turned(photo: np.ndarray, degrees: float) -> tuple[np.ndarray, Face]:
     """The photo turned counter-clockwise about the face, and the face as BlazeFace reports it there: a box that
     shrinks as the face turns, and a clockwise roll of minus the turn."""
-    side = round(UPRIGHT.width * (1 - BOX_SHRINK * np.sin(np.radians(degrees)) ** 2))
+    side = round(UPRIGHT.width * box_shrink(degrees))
     x, y = round(ASTRONAUT_FACE[0] - side / 2), round(ASTRONAUT_FACE[1] - side / 2)
     return turned_about_her_face(photo, degrees), Face(x, y, side, side, 1.0, roll=-degrees)
 
