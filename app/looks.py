@@ -34,7 +34,7 @@ PADDED_MIN_SHARE = 0.4
 # twice the passes; with (60, -60), 50, 33 and 21 %.
 TURNS = (90.0, -90.0)
 # px in BlazeFace's input: what the turned look keeps. In photos without a face it boxed the text of scikit-image's
-# text photo and a corner of its coffee photo, 9-16 px wide there, at 0.55-0.66; a face is 25-58 px in the photos of
+# text photo and a spot in its coffee photo, 9-16 px wide there, at 0.55-0.66; a face is 25-58 px in the photos of
 # benchmarks/framing.py (1x in 256 px to 4x in 640 px, turned 45-90 degrees)
 TURNED_MIN_SIDE = 24
 # BlazeFace's box shrinks as a face turns: the median box of FER2013 val crops turned 30 degrees is 0.90 of the
