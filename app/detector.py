@@ -173,7 +173,7 @@ class FaceDetector:
         self, rgb: np.ndarray, threshold: float = 0.5, min_size: int = 24, look_again: bool = True
     ) -> list[Face]:
         """Faces with score >= threshold and width >= min_size, best first, in the image's pixel coordinates.
-        ``look_again=False`` skips the padded second look at a photo where nothing was found."""
+        ``look_again=False`` skips the second looks (padded, turned) at a photo where nothing was found."""
         height, width = rgb.shape[:2]
         # Large photos are searched on a downscaled copy (so the number of tiles stays bounded); boxes map back.
         scale = min(1.0, self.max_side / max(height, width))

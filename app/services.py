@@ -29,7 +29,7 @@ def load_classifier(model_dir: Path, runtime: str, detector: FaceDetector) -> Em
     """The classifier, loaded as the service serves it: ``auto`` picks the CPU twin whose lone face, timed right
     after a 640 px photo's detection by ``detector``, plus a batch of 8 costs least.
 
-    The blank photo is searched as a photo with a face is (its five windows), without the padded second look that
+    The blank photo is searched as a photo with a face is (its five windows), without the second looks that
     only a faceless photo gets, and no face of which is ever classified: right after that look's pass on both cores
     through OpenVINO, TFLite's lone face took 4.4-6.1 ms against 3.0-3.3 after a real photo's detection, and lost
     the choice to OpenVINO's (3.8-4.5 ms), which serves a lone 256 px photo ~2 ms slower."""
