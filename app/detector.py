@@ -29,7 +29,7 @@ import numpy as np
 
 from app import blazeface
 from app.blazeface import INPUT, Forward
-from app.looks import EXTRA_SCORE, Hits, box_shrink, padded_look, turned_look, turned_search
+from app.looks import EXTRA_SCORE, Hits, box_shrink, merged, padded_look, turned_look, turned_search
 from app.measure import typical_ms_each
 from app.tiles import cut_by_window, shrink, windows
 
@@ -188,13 +188,7 @@ class FaceDetector:
             return self._detect_window(work, span[0], span[1], span[2], threshold, spread=len(spans) == 1)
 
         found = self._windows_pool.map(search, spans) if len(spans) > 1 else [search(spans[0])]
-        boxes: list[list[int]] = []
-        scores: list[float] = []
-        rolls: list[float] = []
-        for b, s, r in found:
-            boxes += b
-            scores += s
-            rolls += r
+        boxes, scores, rolls = merged(found)
         if not boxes and look_again:
             stricter = min(1.0, threshold + EXTRA_SCORE)
             boxes, scores, rolls = padded_look(work, stricter, self._search_whole)

@@ -47,6 +47,14 @@ def box_shrink(roll: float) -> float:
     return max(BOX_SHRINK_FLOOR, 1 - BOX_SHRINK * float(np.sin(np.radians(roll))) ** 2)
 
 
+def turned_to_middle(centre: tuple[float, float], angle: float, scale: float, side: int) -> np.ndarray:
+    """The affine transform (for cv2.warpAffine) that turns an image ``angle`` degrees counter-clockwise about
+    ``centre``, scales it, and puts ``centre`` in the middle of a side x side output."""
+    turn = cv2.getRotationMatrix2D(centre, angle, scale)
+    turn[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+    return turn
+
+
 def padded_look(rgb: np.ndarray, threshold: float, search: Search) -> Hits:
     """One pass over the photo set in a border half its size wide (edges extended): BlazeFace misses a face that
     fills the photo and is cut by its edges (an upload that is already a face crop) and finds it once it has room
@@ -79,10 +87,15 @@ def turned_look(rgb: np.ndarray, threshold: float, search: Search, each: Each) -
         span = max(width * cos + height * sin, width * sin + height * cos)  # the turned photo, edge to edge
         return turned_search(rgb, (width / 2, height / 2), span, angle, threshold, search, TURNED_MIN_SIDE)
 
+    return merged(each(turned, TURNS))
+
+
+def merged(passes: Iterable[Hits]) -> Hits:
+    """The hits of several passes as one: boxes, scores and rolls each in one list, pass after pass."""
     boxes: list[list[int]] = []
     scores: list[float] = []
     rolls: list[float] = []
-    for b, s, r in each(turned, TURNS):
+    for b, s, r in passes:
         boxes += b
         scores += s
         rolls += r
@@ -112,8 +125,7 @@ def turned_search(
         small = shrink(part, max(1, round(part.shape[1] * scale)), max(1, round(part.shape[0] * scale)))
     fx, fy = small.shape[1] / part.shape[1], small.shape[0] / part.shape[0]
     middle = ((cx - x0) * fx, (cy - y0) * fy)
-    turn = cv2.getRotationMatrix2D(middle, angle, scale / fx)
-    turn[:, 2] += (INPUT / 2 - middle[0], INPUT / 2 - middle[1])
+    turn = turned_to_middle(middle, angle, scale / fx, INPUT)
     canvas = cv2.warpAffine(small, turn, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     boxes, scores, rolls = search(canvas, threshold)
     back = cv2.invertAffineTransform(turn)  # canvas -> small

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from app.detector import Face, FaceDetector
-from app.looks import box_shrink
+from app.looks import box_shrink, turned_to_middle
 from app.measure import Stopwatch
 
 
@@ -46,8 +46,7 @@ def _upright_crop(rgb: np.ndarray, cx: float, cy: float, side: float, roll: floa
     """The side x side square around (cx, cy), turned by ``roll`` degrees so that the eyes are level: one resampling
     at the photo's own scale (edges extended), then the same shrinking as an upright crop."""
     length = max(1, int(round(side)))
-    turn = cv2.getRotationMatrix2D((cx, cy), roll, 1.0)  # counter-clockwise on screen: undoes a clockwise roll
-    turn[:, 2] += np.array([length / 2 - cx, length / 2 - cy])
+    turn = turned_to_middle((cx, cy), roll, 1.0, length)  # counter-clockwise on screen: undoes a clockwise roll
     patch = cv2.warpAffine(rgb, turn, (length, length), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     gray = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
